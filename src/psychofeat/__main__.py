@@ -1,0 +1,5 @@
+"""`python -m psychofeat` runs the command-line interface."""
+
+from psychofeat.cli import main
+
+raise SystemExit(main())

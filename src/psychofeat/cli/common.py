@@ -1,0 +1,32 @@
+"""Argument helpers shared by several verbs, so options mean the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> None:
+    p.add_argument("--model", default=default_model, help=f"backbone name (default {default_model}); see `psychofeat layers`")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights source: 'imagenet' (default: the original ImageNet weights of the model), 'torchvision', "
+        "'random[:SEED]', 'shuffled[:SEED]', or a path to a .pth state dict",
+    )
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="compute dtype")
+
+
+def add_out_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--out", default=default, help=f"output directory (default {default})")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty output directory")
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    """'a,b, c' -> ['a', 'b', 'c']; None stays None."""
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
