@@ -1,0 +1,112 @@
+"""Image I/O and input validation, following the ecosystem's convention: float tensors N×3×H×W in [0, 1].
+
+Greyscale files (mode L/LA/I;16) are converted to RGB by replicating the channel; an alpha channel is
+dropped (composited on nothing). Both are documented conversions, never silent failures.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from psychofeat.errors import DataMissingError, InputError
+
+#: values within this much outside [0, 1] are accepted (interpolation overshoot) and not clipped
+RANGE_TOLERANCE = 1e-3
+
+
+def load_image_uint8(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as an H×W×3 uint8 RGB array (greyscale replicated to 3 channels)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataMissingError(f"image file {path} does not exist.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.round(arr / (65535.0 if arr.max() > 255 else 255.0) * 255.0).astype(np.uint8)
+                return np.repeat(arr[..., None], 3, axis=2)
+            rgb = im.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
+
+
+def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Read an image file as a 1×3×H×W float32 tensor in [0, 1]."""
+    arr = load_image_uint8(path)
+    return uint8_to_tensor(arr)
+
+
+def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 -> 1×3×H×W float32 in [0, 1]."""
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """1×3×H×W or 3×H×W float in [0, 1] -> H×W×3 uint8 (rounded, clipped)."""
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise InputError(f"expected a single image, got a batch of {x.shape[0]}.")
+        x = x[0]
+    arr = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return arr
+
+
+def save_image(x: torch.Tensor | np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write an image atomically; the format follows the suffix (PNG recommended: lossless)."""
+    from psychofeat.io import atomic_path
+
+    arr = x if isinstance(x, np.ndarray) else tensor_to_uint8(x)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    return path
+
+
+def check_images(x: torch.Tensor, name: str = "input", min_size: int = 1, channels: int | None = 3) -> None:
+    """Validate an image batch: N×C×H×W floating tensor, finite, values in [0, 1], spatial size ≥ `min_size`.
+
+    Raises `InputError` naming the problem and the fix; never lets a wrong input through to torch.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if x.ndim != 4:
+        hint = " Add a batch dimension with x.unsqueeze(0)." if x.ndim == 3 else ""
+        raise InputError(f"{name} must have shape N×3×H×W, got {tuple(x.shape)}.{hint}")
+    if channels is not None and x.shape[1] != channels:
+        hint = " Convert greyscale with x.expand(-1, 3, -1, -1)." if x.shape[1] == 1 else ""
+        raise InputError(f"{name} must have {channels} channels (RGB), got {x.shape[1]}.{hint}")
+    if not x.is_floating_point():
+        raise InputError(
+            f"{name} has dtype {x.dtype}; expected a float tensor in [0, 1]. For uint8 images use x.float() / 255."
+        )
+    if min(x.shape[-2:]) < min_size:
+        raise InputError(f"{name} is {x.shape[-2]}×{x.shape[-1]} px; at least {min_size}×{min_size} px is required.")
+    if x.numel() == 0:
+        raise InputError(f"{name} is empty.")
+    with torch.no_grad():
+        if not torch.isfinite(x).all():
+            raise InputError(f"{name} contains NaN or infinite values.")
+        lo, hi = float(x.min()), float(x.max())
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        hint = " It looks like 0-255 data: divide by 255." if hi > 2 else " Clamp or rescale it to [0, 1]."
+        raise InputError(f"{name} has values in [{lo:.4g}, {hi:.4g}]; images must be in [0, 1].{hint}")
+
+
+def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int = 1, names: tuple[str, str] = ("x", "y")) -> None:
+    """Validate two image batches that are compared position by position."""
+    check_images(x, names[0], min_size)
+    check_images(y, names[1], min_size)
+    if x.shape != y.shape:
+        raise InputError(
+            f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}. "
+            "Resize or crop one of them first."
+        )
