@@ -1,0 +1,162 @@
+"""The one implementation of "features of selected channels → distance", shared by the metric and the loss.
+
+For layers k with selected channel sets S_k (SCIENCE.md):
+    d(x, y) = Σ_k w_k · mean_{h,w} Σ_{m∈S_k} (φ̂_km(x) − φ̂_km(y))²,   φ̂_km = φ_km / sqrt(Σ_{m'∈S_k} φ_km'² + ε)
+("normalized"; ε inside the square root keeps gradients finite for all-zero features), or
+    d(x, y) = Σ_k w_k · mean_{h,w,m∈S_k} (φ_km(x) − φ_km(y))²
+("mse": feature MSE, the classic VGG loss). w_k = 1/#layers unless given. Nothing is learned from human data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psychofeat.backbones.base import Backbone
+from psychofeat.errors import InputError
+from psychofeat.features import FeatureExtractor
+from psychofeat.selection import Selection
+
+MODES = ("normalized", "mse")
+DEFAULT_EPS = 1e-10
+
+
+def unit_normalize(f: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """φ / sqrt(Σ_channels φ² + ε) at every position (N×C×H×W)."""
+    return f * torch.rsqrt(f.pow(2).sum(dim=1, keepdim=True) + eps)
+
+
+def layer_distance_map(fx: torch.Tensor, fy: torch.Tensor, mode: str, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """Per-position distance N×H×W between two feature maps of selected channels (computed in fp32)."""
+    fx, fy = fx.float(), fy.float()
+    if mode == "normalized":
+        return (unit_normalize(fx, eps) - unit_normalize(fy, eps)).pow(2).sum(dim=1)
+    if mode == "mse":
+        return (fx - fy).pow(2).mean(dim=1)
+    raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
+
+
+def channel_distances(fx: torch.Tensor, fy: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """Single-channel distances N×C: mean_{h,w}(φx − φy)² / (mean_{h,w} φy² + ε), y the reference."""
+    fx, fy = fx.float(), fy.float()
+    return (fx - fy).pow(2).mean(dim=(2, 3)) / (fy.pow(2).mean(dim=(2, 3)) + eps)
+
+
+@dataclass
+class ReferenceFeatures:
+    """Selected (and, in normalized mode, unit-normalised) features of reference images, reusable across calls."""
+
+    features: dict[str, torch.Tensor]
+    shape: tuple[int, ...]
+
+
+class SelectedChannelDistance(nn.Module):
+    """Backbone + channel selection + distance mode: per-layer distance maps between image batches."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        selection: Selection,
+        mode: str = "normalized",
+        layer_weights: Mapping[str, float] | None = None,
+        eps: float = DEFAULT_EPS,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
+        if eps <= 0:
+            raise InputError(f"eps must be positive, got {eps}.")
+        self.backbone = backbone
+        self.mode = mode
+        self.eps = float(eps)
+        self.selection = selection
+        self.layers = [backbone.canonical_layer(lay) for lay in selection.layers]
+        selection.check_compatible(backbone.name, backbone.layer_channels(self.layers), backbone.weights_info.params_sha256)
+        self.extractor = FeatureExtractor(backbone, self.layers)
+        weights = dict(layer_weights) if layer_weights else {lay: 1.0 / len(self.layers) for lay in self.layers}
+        unknown = [k for k in weights if k not in self.layers]
+        if unknown or len(weights) != len(self.layers):
+            raise InputError(f"layer_weights must give one weight per selected layer {self.layers}; got {list(weights)}.")
+        self.layer_weights = {lay: float(weights[lay]) for lay in self.layers}
+        n_ch = backbone.layer_channels(self.layers)
+        self._index_names: dict[str, str | None] = {}
+        for i, lay in enumerate(self.layers):
+            idx = torch.as_tensor(selection.channels[selection.layers[i]], dtype=torch.long)
+            if idx.numel() == 0:
+                raise InputError(f"no channels are selected in layer {lay!r}.")
+            if idx.numel() == n_ch[lay] and bool((idx == torch.arange(n_ch[lay])).all()):
+                self._index_names[lay] = None  # all channels: no gather
+            else:
+                name = f"_idx_{i}"
+                self.register_buffer(name, idx, persistent=False)
+                self._index_names[lay] = name
+
+    def train(self, mode: bool = True) -> SelectedChannelDistance:
+        """The backbone always stays in eval mode (frozen statistics, deterministic features)."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def _select(self, layer: str, f: torch.Tensor) -> torch.Tensor:
+        name = self._index_names[layer]
+        return f if name is None else f.index_select(1, getattr(self, name))
+
+    def _prepare(self, layer: str, f: torch.Tensor) -> torch.Tensor:
+        f = self._select(layer, f).float()
+        return unit_normalize(f, self.eps) if self.mode == "normalized" else f
+
+    def _compare(self, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+        d = (px - py).pow(2)
+        return d.sum(dim=1) if self.mode == "normalized" else d.mean(dim=1)
+
+    def reference(self, y: torch.Tensor) -> ReferenceFeatures:
+        """Features of reference images, computed once (no gradient) and reused by `maps(x, ref=...)`."""
+        feats: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self.extractor.stream(y, lambda k, f: feats.__setitem__(k, self._prepare(k, f)))
+        return ReferenceFeatures(feats, tuple(y.shape))
+
+    def maps(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, ref: ReferenceFeatures | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-layer distance maps {layer: N×H_k×W_k}. Give `y` (one joint forward pass) or cached `ref`."""
+        out: dict[str, torch.Tensor] = {}
+        if ref is not None:
+            if tuple(ref.shape[1:]) != tuple(x.shape[1:]) or ref.shape[0] not in (1, x.shape[0]):
+                raise InputError(f"reference features are for shape {ref.shape}, input is {tuple(x.shape)}.")
+            self.extractor.stream(x, lambda k, f: out.__setitem__(k, self._compare(self._prepare(k, f), ref.features[k])))
+            return out
+        if y is None:
+            raise InputError("give either y or ref.")
+        if torch.is_grad_enabled() and x.requires_grad and not y.requires_grad:
+            # training: the target needs no graph, so its features are computed without one
+            return self.maps(x, ref=self.reference(y))
+        n = x.shape[0]
+
+        def sink(k: str, f: torch.Tensor) -> None:
+            p = self._prepare(k, f)
+            out[k] = self._compare(p[:n], p[n:])
+
+        self.extractor.stream(torch.cat([x, y], dim=0), sink)
+        return out
+
+    def per_layer(self, maps: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Spatial means of the maps: {layer: N}."""
+        return {k: m.mean(dim=(1, 2)) for k, m in maps.items()}
+
+    def combine(self, per_layer: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Σ_k w_k d_k: the distance of each image pair (N)."""
+        return torch.stack([self.layer_weights[k] * per_layer[k] for k in self.layers], dim=0).sum(dim=0)
+
+    def spatial(self, maps: Mapping[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Σ_k w_k · upsample(map_k) at the input resolution (N×1×H×W), as LPIPS' spatial output."""
+        acc = None
+        for k in self.layers:
+            m = F.interpolate(maps[k].unsqueeze(1), size=size, mode="bilinear", align_corners=False)
+            acc = self.layer_weights[k] * m if acc is None else acc + self.layer_weights[k] * m
+        assert acc is not None
+        return acc

@@ -1,0 +1,132 @@
+"""`PerceptualLoss`: a training loss from selected channels, sharing its core with `PerceptualDistance`.
+
+The backbone is frozen and stays in eval mode; gradients flow to the prediction (there is no hidden
+`no_grad` on it; only the target's features are computed without a graph). An optional pixel term (L1 or
+MSE) is added: loss = pixel_weight · L_pix + feature_weight · d_sel. Finite gradients are guaranteed in fp32
+and bf16 autocast, even for constant images, by the ε inside the normalisation's square root.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psychofeat.backbones.base import Backbone
+from psychofeat.backbones.registry import load_backbone
+from psychofeat.distance import DEFAULT_EPS, SelectedChannelDistance
+from psychofeat.errors import InputError
+from psychofeat.metric import build_selection
+from psychofeat.selection import Selection
+
+PIXEL_LOSSES = ("l1", "mse")
+
+
+def _check_batch(x: torch.Tensor, name: str) -> None:
+    """Shape and dtype checks only: predictions may stray slightly outside [0, 1] during training."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+        raise InputError(f"{name} must be an N×3×H×W tensor, got {getattr(x, 'shape', type(x).__name__)}.")
+    if not x.is_floating_point():
+        raise InputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}.")
+    if min(x.shape[-2:]) < 16:
+        raise InputError(f"{name} is {x.shape[-2]}×{x.shape[-1]} px; at least 16×16 px is required.")
+
+
+class PerceptualLoss(nn.Module):
+    """pixel_weight · L_pix(pred, target) + feature_weight · selected-channel distance(pred, target).
+
+    Args mirror `PerceptualDistance` (backbone/model, weights, selection, layers, mode, layer_weights);
+    `mode="mse"` with all channels is the classic VGG loss. The distance is averaged over the batch.
+    """
+
+    def __init__(
+        self,
+        backbone: str | Backbone = "vgg16",
+        weights: str | None = None,
+        selection: Selection | str | os.PathLike[str] | None = None,
+        layers: Sequence[str] | None = None,
+        mode: str = "normalized",
+        layer_weights: Mapping[str, float] | None = None,
+        pixel_weight: float = 0.0,
+        feature_weight: float = 1.0,
+        pixel_loss: str = "l1",
+        eps: float = DEFAULT_EPS,
+        which: str | None = None,
+        fraction: float | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if pixel_loss not in PIXEL_LOSSES:
+            raise InputError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {pixel_loss!r}.")
+        if pixel_weight < 0 or feature_weight < 0:
+            raise InputError("loss weights must be non-negative.")
+        bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, weights, device=device)
+        sel = build_selection(bb, selection, layers, which, fraction, seed)
+        self.core = SelectedChannelDistance(bb, sel, mode, layer_weights, eps)
+        self.pixel_weight = float(pixel_weight)
+        self.feature_weight = float(feature_weight)
+        self.pixel_loss = pixel_loss
+        self.channels_last = channels_last
+        self.to(device)
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        super().train(mode)
+        self.core.backbone.eval()
+        return self
+
+    def feature_term(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            pred = pred.contiguous(memory_format=torch.channels_last)
+            target = target.contiguous(memory_format=torch.channels_last)
+        ref = self.core.reference(target.detach())
+        maps = self.core.maps(pred, ref=ref)
+        return self.core.combine(self.core.per_layer(maps)).mean()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_batch(pred, "pred")
+        _check_batch(target, "target")
+        if pred.shape != target.shape:
+            raise InputError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}.")
+        loss = pred.new_zeros((), dtype=torch.float32)
+        if self.feature_weight > 0:
+            loss = loss + self.feature_weight * self.feature_term(pred, target)
+        if self.pixel_weight > 0:
+            pix = F.l1_loss(pred.float(), target.float()) if self.pixel_loss == "l1" else F.mse_loss(pred.float(), target.float())
+            loss = loss + self.pixel_weight * pix
+        return loss
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_loss(backbone: str, weights: str | None, selection: str | None, layers: tuple[str, ...] | None, mode: str,
+                 pixel_weight: float, feature_weight: float, pixel_loss: str, which: str | None,
+                 fraction: float | None, seed: int, device: str) -> PerceptualLoss:
+    return PerceptualLoss(backbone, weights, selection, layers, mode, None, pixel_weight, feature_weight, pixel_loss,
+                          which=which, fraction=fraction, seed=seed, device=device)
+
+
+def perceptual_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    backbone: str = "vgg16",
+    weights: str | None = None,
+    selection: str | os.PathLike[str] | None = None,
+    layers: Sequence[str] | None = None,
+    mode: str = "normalized",
+    pixel_weight: float = 0.0,
+    feature_weight: float = 1.0,
+    pixel_loss: str = "l1",
+    which: str | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Functional twin of `PerceptualLoss`; the network is built once per configuration and cached."""
+    loss = _cached_loss(backbone, weights, str(selection) if selection is not None else None,
+                        tuple(layers) if layers else None, mode, float(pixel_weight), float(feature_weight),
+                        pixel_loss, which, fraction, seed, str(pred.device))
+    return loss(pred, target)

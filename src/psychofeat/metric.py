@@ -1,0 +1,227 @@
+"""`PerceptualDistance`: a full-reference perceptual metric from selected channels (and its functional twin).
+
+Built from a backbone, its weights and a channel selection (the `selection.json` of `psychofeat analyze`, or
+all channels of given layers). Inputs are N×3×H×W float tensors in [0, 1], at least 32×32 px. Lower is more
+similar. Reference features can be computed once and reused (`reference()`), which is how IQA sets with many
+distorted versions of one reference are evaluated.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from psychofeat.backbones.base import Backbone
+from psychofeat.backbones.registry import load_backbone
+from psychofeat.distance import DEFAULT_EPS, ReferenceFeatures, SelectedChannelDistance, channel_distances
+from psychofeat.errors import InputError
+from psychofeat.features import FeatureExtractor
+from psychofeat.images import check_images, check_pair
+from psychofeat.probe import compute_context, resolve_dtype
+from psychofeat.selection import Selection
+
+MIN_SIZE = 32
+REDUCTIONS = ("none", "mean", "sum")
+
+
+@dataclass
+class DistanceOutput:
+    """Everything the metric can return: the distance, per-layer distances and the spatial map."""
+
+    distance: torch.Tensor  # reduced as requested
+    per_layer: dict[str, torch.Tensor]  # {layer: N}
+    spatial: torch.Tensor | None = None  # N×1×H×W
+
+
+def build_selection(
+    backbone: Backbone,
+    selection: Selection | str | os.PathLike[str] | None = None,
+    layers: Sequence[str] | None = None,
+    which: str | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+) -> Selection:
+    """Resolve the channel selection: a Selection, a selection JSON path, or all channels of `layers`."""
+    if selection is None:
+        chosen = [backbone.canonical_layer(lay) for lay in (layers or backbone.metric_layers)]
+        return Selection.all_channels(
+            backbone.name,
+            backbone.layer_channels(chosen),
+            {"source": backbone.weights_info.source, "params_sha256": backbone.weights_info.params_sha256},
+        )
+    sel = selection if isinstance(selection, Selection) else Selection.load(selection)
+    if which is not None:
+        sel = sel.select(which, fraction if fraction is not None else (sel.fraction or 0.25), seed)
+    if layers:
+        sel = sel.restrict([backbone.canonical_layer(lay) for lay in layers])
+    return sel
+
+
+def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return d.mean()
+    if reduction == "sum":
+        return d.sum()
+    return d
+
+
+class PerceptualDistance(nn.Module):
+    """Selected-channel deep-feature distance between two image batches.
+
+    Args:
+        model: backbone name (see `psychofeat layers`) or a `Backbone`.
+        weights: weights source of the backbone (default: the model's original ImageNet weights).
+        selection: a `Selection`, a `selection.json` path, or None for all channels of `layers`.
+        layers: restrict to these layers (default: the selection's, or the model's metric layers).
+        mode: "normalized" (unit-norm across selected channels) or "mse" (feature MSE).
+        reduction: "none" (one value per pair), "mean" or "sum".
+        which/fraction/seed: derive top/bottom/random/all from a selection file's PE ranking.
+        dtype: compute dtype ("float32" or "bfloat16"; distances are accumulated in fp32).
+        channels_last: feed the backbone channels-last tensors (faster convolutions on CPU and GPU).
+    """
+
+    def __init__(
+        self,
+        model: str | Backbone = "vgg16",
+        weights: str | None = None,
+        selection: Selection | str | os.PathLike[str] | None = None,
+        layers: Sequence[str] | None = None,
+        mode: str = "normalized",
+        reduction: str = "mean",
+        layer_weights: Mapping[str, float] | None = None,
+        eps: float = DEFAULT_EPS,
+        which: str | None = None,
+        fraction: float | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
+        backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
+        sel = build_selection(backbone, selection, layers, which, fraction, seed)
+        self.core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps)
+        self.reduction = reduction
+        self.dtype = resolve_dtype(dtype)
+        self.channels_last = channels_last
+        self.to(device)
+
+    @property
+    def selection(self) -> Selection:
+        return self.core.selection
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.core.backbone
+
+    def _device(self) -> torch.device:
+        p = next(self.core.backbone.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self._device())
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def reference(self, y: torch.Tensor) -> ReferenceFeatures:
+        """Features of reference images for repeated comparisons (`forward(x, ref=...)`)."""
+        check_images(y, "reference", MIN_SIZE)
+        with compute_context(self._device(), self.dtype):
+            return self.core.reference(self._prep(y))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
+        ref: ReferenceFeatures | None = None,
+        per_layer: bool = False,
+        spatial: bool = False,
+    ) -> torch.Tensor | DistanceOutput:
+        """Distance between `x` and `y` (or cached `ref`); a `DistanceOutput` when per_layer/spatial is asked."""
+        if y is not None:
+            check_pair(x, y, MIN_SIZE, names=("x", "y"))
+            y = self._prep(y)
+        else:
+            check_images(x, "x", MIN_SIZE)
+            if ref is None:
+                raise InputError("give the reference image y (or ref=metric.reference(y)).")
+        with compute_context(self._device(), self.dtype):
+            maps = self.core.maps(self._prep(x), y, ref)
+        layers = self.core.per_layer(maps)
+        d = _reduce(self.core.combine(layers), self.reduction)
+        if not (per_layer or spatial):
+            return d
+        sp = self.core.spatial(maps, tuple(x.shape[-2:])) if spatial else None
+        return DistanceOutput(d, {k: _reduce(v, self.reduction) for k, v in layers.items()}, sp)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.core.mode!r}, selection={self.selection.label()!r}, channels={self.selection.n_selected()}"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_metric(model: str, weights: str | None, selection: str | None, layers: tuple[str, ...] | None, mode: str,
+                   which: str | None, fraction: float | None, seed: int, device: str, dtype: str) -> PerceptualDistance:
+    return PerceptualDistance(model, weights, selection, layers, mode, "none", which=which, fraction=fraction,
+                              seed=seed, device=device, dtype=dtype)
+
+
+def perceptual_distance(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    model: str = "vgg16",
+    weights: str | None = None,
+    selection: str | os.PathLike[str] | None = None,
+    layers: Sequence[str] | None = None,
+    mode: str = "normalized",
+    reduction: str = "mean",
+    which: str | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    dtype: str = "float32",
+) -> torch.Tensor:
+    """Functional twin of `PerceptualDistance`; the network is built once per configuration and cached."""
+    if reduction not in REDUCTIONS:
+        raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
+    metric = _cached_metric(model, weights, str(selection) if selection is not None else None,
+                            tuple(layers) if layers else None, mode, which, fraction, seed, str(x.device), dtype)
+    return _reduce(metric(x, y), reduction)  # type: ignore[arg-type]
+
+
+class ChannelDistances(nn.Module):
+    """Single-channel distances of every channel of `layers`, from one forward pass per image pair.
+
+    For channel m: mean_{h,w}(φ_m(x) − φ_m(y))² / (mean_{h,w} φ_m(y)² + ε), y the reference; returns
+    {layer: N×C}. Used to measure each channel's own agreement with human judgments.
+    """
+
+    def __init__(self, backbone: Backbone, layers: Sequence[str], eps: float = DEFAULT_EPS, channels_last: bool = True) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.extractor = FeatureExtractor(backbone, layers)
+        self.layers = self.extractor.keys
+        self.eps = eps
+        self.channels_last = channels_last
+
+    def reference(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_images(y, "reference", MIN_SIZE)
+        feats: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self.extractor.stream(self._prep(y), lambda k, f: feats.__setitem__(k, f.float()))
+        return feats
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, x: torch.Tensor, ref: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        check_images(x, "x", MIN_SIZE)
+        out: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self.extractor.stream(self._prep(x), lambda k, f: out.__setitem__(k, channel_distances(f, ref[k], self.eps)))
+        return out
