@@ -211,6 +211,7 @@ class ProbeProtocol:
     f_max_fraction: float = 0.45  # highest frequency = f_max_fraction · ppd (< Nyquist = 0.5 · ppd)
     n_orient: int = 16
     n_phase: int = 4
+    n_orient_freq: int = 12  # orientation-sweep grid: this many of the mid frequencies g_i, evenly spaced in log
     freq_stimulus: str = "radial"  # "radial" or "linear" (linear gratings averaged over the n_orient orientations)
 
     def __post_init__(self) -> None:
@@ -221,6 +222,8 @@ class ProbeProtocol:
             raise InputError(f"f_min must be in (0, {self.f_max_fraction * self.ppd:g}) cpd, got {self.f_min}.")
         if self.n_freq < 3 or self.n_orient < 4 or self.n_phase < 1:
             raise InputError("need n_freq ≥ 3, n_orient ≥ 4 and n_phase ≥ 1.")
+        if not 1 <= self.n_orient_freq <= self.n_freq - 1:
+            raise InputError(f"n_orient_freq must be in [1, n_freq − 1 = {self.n_freq - 1}], got {self.n_orient_freq}.")
         if self.freq_stimulus not in ("radial", "linear"):
             raise InputError(f"freq_stimulus must be 'radial' or 'linear', got {self.freq_stimulus!r}.")
         _check_contrast(np.array([self.contrast]))
@@ -237,9 +240,26 @@ class ProbeProtocol:
 
     @property
     def mid_frequencies(self) -> np.ndarray:
-        """g_i = sqrt(f_i·f_{i+1}): where the finite-difference sensitivities D_i live; the orientation grid."""
+        """g_i = sqrt(f_i·f_{i+1}): where the finite-difference sensitivities D_i live."""
         f = self.frequencies
         return np.sqrt(f[:-1] * f[1:])
+
+    @property
+    def orientation_grid_indices(self) -> np.ndarray:
+        """Indices i of the g_i at which orientation sweeps are run (evenly spread, both ends included)."""
+        n = self.n_freq - 1
+        return np.unique(np.round(np.linspace(0, n - 1, self.n_orient_freq)).astype(int))
+
+    @property
+    def orientation_grid(self) -> np.ndarray:
+        """Frequencies (cpd) of the orientation sweeps; each channel's f* is snapped to the nearest (in log)."""
+        return self.mid_frequencies[self.orientation_grid_indices]
+
+    def snap_to_orientation_grid(self, mid_index: np.ndarray) -> np.ndarray:
+        """Position in `orientation_grid` nearest (in log frequency) to g_{mid_index}."""
+        grid = np.log(self.orientation_grid)
+        g = np.log(self.mid_frequencies[np.asarray(mid_index)])
+        return np.argmin(np.abs(g[..., None] - grid), axis=-1)
 
     @property
     def orientations(self) -> np.ndarray:
@@ -259,7 +279,8 @@ class ProbeProtocol:
         d = asdict(self)
         d.update(
             frequencies_cpd=self.frequencies.tolist(),
-            orientation_grid_cpd=self.mid_frequencies.tolist(),
+            mid_frequencies_cpd=self.mid_frequencies.tolist(),
+            orientation_grid_cpd=self.orientation_grid.tolist(),
             orientations_deg=self.orientations.tolist(),
             phases_rad=self.phases.tolist(),
             area_deg2=self.area_deg2,

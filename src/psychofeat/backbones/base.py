@@ -164,10 +164,8 @@ class Backbone(nn.Module):
 
             names = self.layer_names()
             ext = FeatureExtractor(self, names)
-            param = next(self.net.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
             with torch.no_grad():
-                feats = ext(torch.full((1, 3, 64, 64), 0.5, device=device))
+                feats = ext(self._dry_input())
             self._channels = {k: int(v.shape[1]) for k, v in feats.items()}
         if layers is None:
             return dict(self._channels)
@@ -178,10 +176,17 @@ class Backbone(nn.Module):
                 from psychofeat.features import FeatureExtractor
 
                 with torch.no_grad():
-                    f = FeatureExtractor(self, [key])(torch.full((1, 3, 64, 64), 0.5))
+                    f = FeatureExtractor(self, [key])(self._dry_input())
                 self._channels[key] = int(f[key].shape[1])
             out[key] = self._channels[key]
         return out
+
+    def _dry_input(self, size: int = 64) -> torch.Tensor:
+        """A uniform grey image on the network's device and dtype (for shape discovery)."""
+        param = next(self.net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        return torch.full((1, 3, size, size), 0.5, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the whole trunk on [0, 1] RGB input (mostly for classification checks)."""

@@ -1,0 +1,66 @@
+"""PerceptualLoss: finite gradients (fp32, bf16; constant and random images), frozen backbone, pixel term."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from psychofeat.loss import PerceptualLoss, perceptual_loss
+from psychofeat.metric import PerceptualDistance
+
+
+@pytest.fixture(scope="module")
+def losses() -> dict[str, PerceptualLoss]:
+    return {mode: PerceptualLoss("vgg16", "random", mode=mode, layers=["relu1_2", "relu2_2", "relu3_3"]) for mode in ("normalized", "mse")}
+
+
+@pytest.mark.parametrize("mode", ["normalized", "mse"])
+@pytest.mark.parametrize("kind", ["constant", "random", "black"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gradients_are_finite(losses, mode: str, kind: str, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    if kind == "constant":
+        pred, target = torch.full((2, 3, 32, 32), 0.5), torch.full((2, 3, 32, 32), 0.5)
+    elif kind == "black":
+        pred, target = torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
+    else:
+        pred, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    pred.requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        loss = losses[mode](pred, target)
+    loss.backward()
+    assert torch.isfinite(loss) and pred.grad is not None and torch.isfinite(pred.grad).all()
+    if kind == "random":
+        assert pred.grad.abs().sum() > 0
+
+
+def test_backbone_frozen_and_in_eval(losses) -> None:
+    loss = losses["normalized"]
+    loss.train()
+    assert not loss.core.backbone.training
+    assert all(not p.requires_grad for p in loss.parameters())
+
+
+def test_gradient_descent_reduces_the_distance(losses) -> None:
+    torch.manual_seed(3)
+    target = torch.rand(1, 3, 32, 32)
+    pred = torch.rand(1, 3, 32, 32, requires_grad=True)
+    opt = torch.optim.Adam([pred], lr=0.02)
+    first = None
+    for _ in range(15):
+        opt.zero_grad()
+        v = losses["normalized"](pred, target)
+        first = float(v) if first is None else first
+        v.backward()
+        opt.step()
+    assert float(v) < 0.8 * first
+
+
+def test_loss_equals_metric_plus_pixel_term() -> None:
+    torch.manual_seed(1)
+    pred, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    metric = PerceptualDistance("vgg16", "random", layers=["relu2_2"], reduction="mean")
+    loss = PerceptualLoss("vgg16", "random", layers=["relu2_2"], pixel_weight=2.0, feature_weight=0.5)
+    want = 0.5 * float(metric(pred, target)) + 2.0 * float((pred - target).abs().mean())
+    assert float(loss(pred, target)) == pytest.approx(want, rel=1e-5)
+    assert float(perceptual_loss(pred, target, weights="random", layers=["relu2_2"], pixel_weight=2.0, feature_weight=0.5)) == pytest.approx(want, rel=1e-5)
