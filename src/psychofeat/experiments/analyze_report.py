@@ -180,8 +180,7 @@ def build_report(result: AnalysisResult, manifest: dict[str, Any], net: nn.Modul
     rep.heading("Tuning curves")
     rep.figure(fig_tuning_curves(result), "Frequency (radial gratings) and orientation tuning of the three top- and bottom-PE channels per layer.")
     rep.heading("Stimuli and CSF")
-    for img, cap in stimulus_examples(ProbeProtocol(**{k: p[k] for k in ("ppd", "size", "contrast", "mean", "n_freq", "f_min", "f_max_fraction", "n_orient", "n_phase", "n_orient_freq", "freq_stimulus")})):
-        rep.image(img, cap, width=160)
+    rep.gallery(stimulus_examples(ProbeProtocol.from_dict(p)), width=160)
     rep.figure(fig_csf(result), "CSF values at the mid frequencies g_i used to weight mu1.")
     fig = fig_first_layer_filters(result, net)
     if fig is not None:

@@ -31,6 +31,8 @@ td:first-child, th:first-child { text-align: left; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .9em; color: #444; }
+.gallery { display: flex; flex-wrap: wrap; gap: .8em; }
+.gallery figure { margin: 0; }
 .note { background: #f7f7e8; border-left: 4px solid #c9c36a; padding: .5em .8em; }
 pre { background: #f4f4f4; padding: .6em; overflow-x: auto; font-size: .8em; }
 """
@@ -87,6 +89,16 @@ class HtmlReport:
             f'<figure><img src="{uri}"{w} style="image-rendering: pixelated" alt="{html.escape(caption)}"/>'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+
+    def gallery(self, images: list[tuple[np.ndarray, str]], width: int | None = None) -> None:
+        """Several small images side by side (e.g. example stimuli or SR crops)."""
+        w = f' width="{width}"' if width else ""
+        items = "".join(
+            f'<figure><img src="{array_to_data_uri(img)}"{w} style="image-rendering: pixelated" '
+            f'alt="{html.escape(cap)}"/><figcaption>{html.escape(cap)}</figcaption></figure>'
+            for img, cap in images
+        )
+        self._parts.append(f'<div class="gallery">{items}</div>')
 
     def table(self, df: pd.DataFrame, caption: str = "", float_format: str = "{:.4g}", max_rows: int = 200) -> None:
         shown = df.head(max_rows)
