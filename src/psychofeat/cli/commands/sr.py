@@ -1,0 +1,169 @@
+"""`psychofeat sr train|eval|upscale`: x4 super-resolution with SRResNet (see docs/sr.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from psychofeat.cli.common import csv_list
+
+if TYPE_CHECKING:
+    from psychofeat.sr.train import TrainConfig
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sr",
+        help="x4 super-resolution: train, evaluate and apply SRResNet",
+        description="x4 super-resolution with SRResNet: training with a pixel or selected-channel perceptual loss "
+        "(torchrun-ready), evaluation on Set5/Set14/BSD100 (PSNR/SSIM on Y, 4 px shave), and upscaling files.",
+    )
+    sub = p.add_subparsers(dest="sr_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    _register_train(sub)
+    _register_eval(sub)
+    _register_upscale(sub)
+
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train or fine-tune SRResNet x4",
+        description="Train SRResNet x4 on sr_train patches. Multi-GPU / multi-node: launch with "
+        "`torchrun --nproc_per_node N -m psychofeat sr train ...`; --batch is the global batch.",
+    )
+    g = t.add_argument_group("loss")
+    g.add_argument("--loss", default="pixel", choices=["pixel", "all", "top", "bottom", "random"],
+                   help="pixel = L1; all/top/bottom/random = L1 + λ·feature distance over all channels of --layers "
+                   "or the PE top/bottom/random --frac of --selection (default pixel)")
+    g.add_argument("--selection", default=None, help="selection.json with per-channel scores (top/bottom/random)")
+    g.add_argument("--layers", type=csv_list, default=None,
+                   help="comma-separated backbone layers (default: the selection's, else the backbone's metric layers)")
+    g.add_argument("--lambda", dest="lam", type=float, default=1.0, help="feature-term weight λ (default 1)")
+    g.add_argument("--frac", type=float, default=0.25, help="fraction of each layer's channels kept (default 0.25)")
+    g.add_argument("--selection-seed", type=int, default=0, help="seed of the random-k selection (default 0)")
+    g.add_argument("--feature-mode", default="normalized", choices=["normalized", "mse"],
+                   help="feature distance: unit-normalised channels (default) or plain feature MSE")
+    g.add_argument("--backbone", default="vgg16", help="loss network (default vgg16)")
+    g.add_argument("--backbone-weights", default=None, help="loss network weights source (default: ImageNet)")
+    o = t.add_argument_group("optimisation")
+    o.add_argument("--steps", type=int, required=True, help="total optimisation steps")
+    o.add_argument("--batch", type=int, default=16, help="global batch of patch pairs (default 16)")
+    o.add_argument("--patch", type=int, default=96, help="HR patch size; LR is patch/4 (default 96)")
+    o.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    o.add_argument("--seed", type=int, default=0, help="seed of initial weights and patch sampling (default 0)")
+    o.add_argument("--init", default=None, help="checkpoint to start from (stage-2 fine-tuning)")
+    m = t.add_argument_group("model and data")
+    m.add_argument("--blocks", type=int, default=None, help="residual blocks (default 16)")
+    m.add_argument("--channels", type=int, default=None, help="feature channels (default 64)")
+    m.add_argument("--no-bn", dest="bn", action="store_const", const=False, default=None,
+                   help="drop BatchNorm (MSRResNet-style)")
+    m.add_argument("--include-jpeg", action="store_true", help="also train on the JPEG Sun-Hays80 images")
+    m.add_argument("--train-pattern", default=None, help="glob selecting training files, e.g. 'kodak24_*'")
+    r = t.add_argument_group("run")
+    r.add_argument("--out", required=True, help="run folder (log.csv, checkpoints/, final.pt)")
+    r.add_argument("--overwrite", action="store_true", help="allow a non-empty --out for a fresh run")
+    r.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt if present")
+    r.add_argument("--ckpt-every", type=int, default=500, help="checkpoint interval in steps (default 500)")
+    r.add_argument("--log-every", type=int, default=10, help="log interval in steps (default 10)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun each rank uses cuda:LOCAL_RANK)")
+    r.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision: auto = bf16 on CUDA, off on CPU")
+    r.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels on CUDA (slower; CPU runs are deterministic anyway)")
+    r.add_argument("--test-kill-after", type=int, default=None, help=argparse.SUPPRESS)
+    t.set_defaults(func=_train)
+
+
+def _register_eval(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("eval", help="PSNR/SSIM (Y, 4 px shave) on Set5/Set14/BSD100 vs bicubic",
+                       description="Evaluate an SRResNet checkpoint against the bicubic baseline.")
+    e.add_argument("--checkpoint", required=True, help="final.pt or checkpoints/last.pt of a run")
+    e.add_argument("--sets", type=csv_list, default=["set5", "set14", "bsd100"],
+                   help="comma-separated sets (default set5,set14,bsd100)")
+    e.add_argument("--out", required=True, help="output folder (results.csv, summary.csv, report.html)")
+    e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    e.add_argument("--label", default="srresnet", help="method name in the tables (default srresnet)")
+    e.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    e.add_argument("--limit", type=int, default=None, help="only the first N images of each set (smoke tests)")
+    e.add_argument("--examples", type=int, default=1, help="images per set shown as crops in the report (default 1)")
+    e.set_defaults(func=_eval)
+
+
+def _register_upscale(sub: argparse._SubParsersAction) -> None:
+    u = sub.add_parser("upscale", help="upscale an image (or a folder of images) with a checkpoint",
+                       description="Upscale IN (a file, or a folder of images) into OUT (a file, or a folder).")
+    u.add_argument("input", metavar="IN", help="image file or folder")
+    u.add_argument("output", metavar="OUT", help="output file (PNG recommended) or folder")
+    u.add_argument("--checkpoint", required=True, help="a checkpoint written by `psychofeat sr train`")
+    u.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    u.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    u.set_defaults(func=_upscale)
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig that `sr train` options describe."""
+    from psychofeat.sr.train import TrainConfig
+
+    return TrainConfig(
+        loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, learning_rate=args.lr, seed=args.seed,
+        selection=args.selection, layers=args.layers, lam=args.lam, frac=args.frac,
+        selection_seed=args.selection_seed, feature_mode=args.feature_mode, backbone=args.backbone,
+        backbone_weights=args.backbone_weights, n_blocks=args.blocks, channels=args.channels, bn=args.bn,
+        init=args.init, include_jpeg=args.include_jpeg, train_pattern=args.train_pattern,
+        ckpt_every=args.ckpt_every, log_every=args.log_every, device=args.device, amp=args.amp,
+        deterministic=args.deterministic,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from psychofeat.sr.train import train
+
+    cfg = train_config_from_args(args)
+    res = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, _kill_after=args.test_kill_after)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"trained {res.steps} steps in {res.elapsed_s:.1f} s, final loss {res.final_loss:.5g}: "
+              f"{res.out / 'final.pt'}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from psychofeat.sr.evaluate import evaluate_checkpoint
+
+    res = evaluate_checkpoint(args.checkpoint, args.out, args.sets, label=args.label, overwrite=args.overwrite,
+                              device=args.device, limit=args.limit, examples_per_set=args.examples)
+    cols = [c for c in ("set", "method", "n_images", "psnr", "ssim") if c in res.summary.columns]
+    print(res.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from psychofeat.errors import InputError, OutputExistsError
+    from psychofeat.sr.checkpoint import model_from_checkpoint
+    from psychofeat.sr.evaluate import upscale_file
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.is_dir():
+        jobs = [(f, dst / f"{f.stem}.png") for f in sorted(src.iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES]
+        if not jobs:
+            raise InputError(f"no images ({', '.join(_IMAGE_SUFFIXES)}) in folder {src}.")
+    elif src.is_file():
+        jobs = [(src, dst / f"{src.stem}.png" if dst.is_dir() else dst)]
+    else:
+        raise InputError(f"IN {src} is neither an image file nor a folder.")
+    clash = [str(d) for _, d in jobs if d.exists()]
+    if clash and not args.overwrite:
+        raise OutputExistsError(
+            f"{len(clash)} output file(s) exist, e.g. {clash[0]}; pass --overwrite to replace them."
+        )
+    model = model_from_checkpoint(args.checkpoint)
+    for s, d in jobs:
+        upscale_file(model, s, d, device=args.device)
+        print(d)
+    return 0
