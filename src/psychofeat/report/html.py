@@ -47,11 +47,16 @@ def fig_to_data_uri(fig: Any, dpi: int = 110) -> str:
 
 
 def array_to_data_uri(img: np.ndarray) -> str:
-    """An H×W×3 (or H×W) array in [0, 1] as a PNG data URI, without resampling."""
+    """An H×W×3 (or H×W) image as a PNG data URI, without resampling: uint8 as is, floats in [0, 1]."""
     from PIL import Image
 
-    arr = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
-    arr8 = np.round(arr * 255.0).astype(np.uint8)
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        arr8 = arr
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr8 = np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise TypeError(f"images must be uint8 or float in [0, 1], got {arr.dtype}")
     buf = io.BytesIO()
     Image.fromarray(arr8).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

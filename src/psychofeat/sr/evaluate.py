@@ -7,7 +7,11 @@ uint8, `psychofeat.sr.resize.bicubic_upscale`). Scores:
 * PSNR and SSIM on the BT.601 Y channel with 4 px shaved from each border (`psychofeat.classic.sr_psnr_ssim`);
 * any number of extra metrics, passed in as `{column name: fn(sr, hr) -> tensor of N values}`. They receive the
   8-bit-rounded RGB images N×3×H×W in [0, 1], **with the same 4 px border shaved**, on the evaluation device.
-  This is the hook for perceptual distances from networks not used in training.
+  This is the hook for perceptual distances from networks not used in training;
+  `perceptual_metrics(["squeezenet1_1", "efficientnet_lite0", "vgg16"], ...)` builds the standard set: each
+  network's all-channel normalized distance (`psychofeat.metric.PerceptualDistance`, its default metric layers),
+  in a column `<model>_all`, or `<model>_all (training net)` when that network's features were in a training loss
+  of a compared model (then a low value is partly the loss's own target, not independent evidence).
 
 Outputs (`write_eval_outputs`): `results.csv` (one row per image and method), `summary.csv` (mean per set and
 method), `report.html` (tables and side-by-side crops: LR (nearest), bicubic, each model, HR) and `manifest.json`.
@@ -15,11 +19,12 @@ method), `report.html` (tables and side-by-side crops: LR (nearest), bicubic, ea
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,15 +32,25 @@ import torch
 from torch import nn
 
 from psychofeat.classic import quantize_uint8, shave_border, sr_psnr_ssim
-from psychofeat.errors import InputError
+from psychofeat.errors import DataMissingError, InputError, WeightsError
 from psychofeat.images import load_image_uint8, save_image, tensor_to_uint8, uint8_to_tensor
 from psychofeat.io import prepare_out_dir, provenance, write_json, write_table
 from psychofeat.sr.data import BenchmarkPair, benchmark_folder, load_benchmark
 from psychofeat.sr.resize import bicubic_upscale
 
+if TYPE_CHECKING:
+    from psychofeat.distance import ReferenceFeatures
+    from psychofeat.metric import PerceptualDistance
+    from psychofeat.report import HtmlReport
+
+log = logging.getLogger(__name__)
+
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BICUBIC = "bicubic"
 DEFAULT_SETS = ("set5", "set14", "bsd100")
+#: networks whose all-channel distance `sr eval` reports by default (a missing optional one is skipped)
+DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
+TRAINING_NET_MARK = " (training net)"
 
 
 @dataclass
@@ -88,6 +103,66 @@ def _score(
             for name, fn in extra.items():
                 scores[name] = float(torch.as_tensor(fn(sr_s, hr_s)).reshape(-1)[0])
     return scores
+
+
+class PerceptualColumn:
+    """One network's distance as an `extra_metrics` function that computes each HR's features only once.
+
+    `evaluate_models` scores every method against the same HR image in turn, so the reference features of the
+    last HR are kept and reused while the HR is unchanged (checked by value, which costs far less than a forward
+    pass). Inputs arrive as float64 8-bit-valued RGB; the network runs in float32.
+    """
+
+    def __init__(self, metric: PerceptualDistance) -> None:
+        self.metric = metric
+        self._hr: torch.Tensor | None = None
+        self._ref: ReferenceFeatures | None = None
+
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        sr, hr = sr.float(), hr.float()
+        if self._hr is None or self._hr.shape != hr.shape or not torch.equal(self._hr, hr):
+            self._ref = self.metric.reference(hr)
+            self._hr = hr
+        out = self.metric(sr, ref=self._ref)
+        assert isinstance(out, torch.Tensor)  # per_layer/spatial were not asked for
+        return out
+
+
+def perceptual_column_name(model: str, training_backbones: Collection[str] = ()) -> str:
+    """`<model>_all`, marked `(training net)` when a compared model was trained on this network's features."""
+    return f"{model}_all{TRAINING_NET_MARK if model in training_backbones else ''}"
+
+
+def perceptual_metrics(
+    models: Sequence[str],
+    device: str | torch.device = "cpu",
+    training_backbones: Collection[str] = (),
+) -> tuple[dict[str, MetricFn], dict[str, str]]:
+    """All-channel normalized distances of `models`, as `extra_metrics` for `evaluate_models`.
+
+    Returns ({column: fn}, {model: why it was skipped}). A network whose weights cannot be had (an optional
+    package not installed, no shared weights, offline) is skipped with a logged warning rather than failing a
+    long evaluation; an unknown name is a typo and raises. Each network uses its default metric layers
+    (VGG-16: relu1_2 … relu5_3, as LPIPS) and ImageNet weights; nothing is fitted to SR data.
+    """
+    from psychofeat.backbones import get_spec
+    from psychofeat.metric import PerceptualDistance
+
+    def canonical(name: str) -> str:  # raises with close matches on a typo; aliases -> the registry name
+        return name if ":" in name else get_spec(name).name
+
+    trained = {canonical(b) for b in training_backbones}
+    metrics: dict[str, MetricFn] = {}
+    skipped: dict[str, str] = {}
+    for model in dict.fromkeys(canonical(m) for m in models):  # de-duplicated, order kept
+        try:
+            metric = PerceptualDistance(model, reduction="none", mode="normalized", device=device)
+        except (WeightsError, DataMissingError, ImportError) as exc:
+            skipped[model] = str(exc)
+            log.warning("perceptual distance %s skipped (its network is unavailable): %s", model, exc)
+            continue
+        metrics[perceptual_column_name(model, trained)] = PerceptualColumn(metric)
+    return metrics, skipped
 
 
 def evaluate_models(
@@ -177,9 +252,20 @@ def _side_by_side(crops: Mapping[str, np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def write_eval_outputs(result: EvalResult, out: str | os.PathLike[str], info: Mapping[str, Any] | None = None,
-                       title: str = "x4 super-resolution: Set5, Set14, BSD100") -> Path:
-    """Write results.csv, summary.csv, report.html and manifest.json into an (already prepared) folder."""
+def write_eval_outputs(
+    result: EvalResult,
+    out: str | os.PathLike[str],
+    info: Mapping[str, Any] | None = None,
+    title: str = "x4 super-resolution: Set5, Set14, BSD100",
+    *,
+    notes: Sequence[str] = (),
+    sections: Callable[[HtmlReport], None] | None = None,
+) -> Path:
+    """Write results.csv, summary.csv, report.html and manifest.json into an (already prepared) folder.
+
+    `notes` are extra paragraphs under the conventions note (e.g. what the perceptual columns are); `sections`
+    adds report sections after the summary table (the experiment's protocol, training curves, paired tests).
+    """
     from psychofeat.report import HtmlReport
 
     out = Path(out)
@@ -195,8 +281,12 @@ def write_eval_outputs(result: EvalResult, out: str | os.PathLike[str], info: Ma
         "Set14 face; do not pool sets.",
         css_class="note",
     )
+    for note in notes:
+        rep.paragraph(note, css_class="note")
     rep.heading("Mean per set")
     rep.table(result.summary, float_format="{:.4f}")
+    if sections is not None:
+        sections(rep)
     for ex in result.examples:
         rep.heading(f"{ex.set} / {ex.name}", level=3)
         top, left, size = ex.box
@@ -218,19 +308,59 @@ def evaluate_checkpoint(
     label: str = "srresnet",
     overwrite: bool = False,
     extra_metrics: Mapping[str, MetricFn] | None = None,
+    perceptual: Sequence[str] = (),
     **kwargs: Any,
 ) -> EvalResult:
-    """`psychofeat sr eval`: evaluate one checkpoint against bicubic and write the outputs into `out`."""
-    from psychofeat.sr.checkpoint import model_from_checkpoint
+    """`psychofeat sr eval`: evaluate one checkpoint against bicubic and write the outputs into `out`.
+
+    `perceptual` names networks whose all-channel distance is added (`perceptual_metrics`); the checkpoint's own
+    loss network, if it had one, is marked as the training net.
+    """
+    from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
 
     for s in sets:
         benchmark_folder(s)  # fail on a typo before any work
     out = prepare_out_dir(out, overwrite)
-    model = model_from_checkpoint(checkpoint)
-    result = evaluate_models({label: model}, sets, extra_metrics=extra_metrics, **kwargs)
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt)
+    trained_on = training_backbones(ckpt.get("train_config"))
+    metrics, skipped = perceptual_metrics(perceptual, kwargs.get("device", "cpu"), trained_on)
+    notes = [perceptual_note(list(metrics), skipped)] if perceptual else []
+    metrics.update(extra_metrics or {})
+    result = evaluate_models({label: model}, sets, extra_metrics=metrics, **kwargs)
     write_eval_outputs(result, out, {"checkpoint": str(checkpoint), "sets": list(sets),
-                                     "model_config": model.config.to_dict()})
+                                     "model_config": model.config.to_dict(), "perceptual": list(perceptual),
+                                     "perceptual_skipped": skipped},
+                       notes=notes)
     return result
+
+
+def training_backbones(train_config: Mapping[str, Any] | None) -> set[str]:
+    """The loss network of a training config (empty for a pixel-loss or unknown run), for `(training net)` marks.
+
+    Only the run's own loss is seen: a model fine-tuned from a feature-loss model (`--init`) also owes something
+    to the earlier loss network, which this does not follow.
+    """
+    if not train_config or train_config.get("loss", "pixel") == "pixel":
+        return set()
+    return {str(train_config.get("backbone", "vgg16"))}
+
+
+def perceptual_note(columns: Sequence[str], skipped: Mapping[str, str]) -> str:
+    """The report's explanation of the perceptual columns (and of any network that was skipped)."""
+    cols = list(columns)
+    text = (
+        "Perceptual columns (lower is better): all-channel normalized deep-feature distance (unit-normalised "
+        "channels, squared differences summed over channels, averaged over positions and over the network's "
+        "default metric layers; ImageNet weights, nothing fitted) on the same 8-bit, 4 px-shaved RGB images: "
+        + (", ".join(cols) or "none") + "."
+    )
+    if any(c.endswith(TRAINING_NET_MARK) for c in cols):
+        text += (" A column marked (training net) uses the network whose features were in a compared model's "
+                 "training loss: it is reported for reference but is not independent evidence.")
+    if skipped:
+        text += " Skipped (network unavailable): " + ", ".join(sorted(skipped)) + "."
+    return text
 
 
 def upscale_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.PathLike[str],
@@ -245,14 +375,21 @@ def upscale_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.Pa
 
 __all__ = [
     "BICUBIC",
+    "DEFAULT_PERCEPTUAL",
     "DEFAULT_SETS",
+    "TRAINING_NET_MARK",
     "EvalResult",
     "Example",
     "MetricFn",
+    "PerceptualColumn",
     "detail_box",
     "evaluate_checkpoint",
     "evaluate_models",
+    "perceptual_column_name",
+    "perceptual_metrics",
+    "perceptual_note",
     "summarize",
+    "training_backbones",
     "upscale_file",
     "write_eval_outputs",
 ]

@@ -1,11 +1,10 @@
-"""`psychofeat sr train|eval|upscale`: x4 super-resolution with SRResNet (see docs/sr.md)."""
+"""`psychofeat sr train|eval|upscale|experiment`: x4 super-resolution with SRResNet (see docs/sr.md)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from psychofeat.cli.common import csv_list
@@ -14,6 +13,8 @@ if TYPE_CHECKING:
     from psychofeat.sr.train import TrainConfig
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: kept in step with psychofeat.sr.evaluate.DEFAULT_PERCEPTUAL (not imported: `--help` must not load torch)
+DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(sub)
     _register_eval(sub)
     _register_upscale(sub)
+    _register_experiment(sub)
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
@@ -92,7 +94,24 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="cpu", help="torch device (default cpu)")
     e.add_argument("--limit", type=int, default=None, help="only the first N images of each set (smoke tests)")
     e.add_argument("--examples", type=int, default=1, help="images per set shown as crops in the report (default 1)")
+    add_perceptual_arg(e)
     e.set_defaults(func=_eval)
+
+
+def add_perceptual_arg(p: argparse.ArgumentParser, preset: bool = False) -> None:
+    """`--perceptual`: networks whose all-channel distance joins PSNR/SSIM (shared by `sr eval` and `sr experiment`).
+
+    With `preset=True` the default is None, so an experiment preset's own list applies unless the option is given.
+    """
+    p.add_argument("--perceptual", type=_perceptual_list, default=None if preset else list(DEFAULT_PERCEPTUAL),
+                   help="comma-separated networks whose all-channel normalized distance is reported (lower is "
+                   f"better; default {','.join(DEFAULT_PERCEPTUAL)}; 'none' for PSNR/SSIM only). A network that "
+                   "is unavailable (e.g. EfficientNet-Lite0 without its optional package) is skipped with a "
+                   "warning; the loss network of a compared model is marked '(training net)'")
+
+
+def _perceptual_list(text: str) -> list[str]:
+    return [] if text.strip().lower() in ("", "none") else csv_list(text) or []
 
 
 def _register_upscale(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +123,49 @@ def _register_upscale(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--device", default="cpu", help="torch device (default cpu)")
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
     u.set_defaults(func=_upscale)
+
+
+def _register_experiment(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser(
+        "experiment",
+        help="the paper's SR experiment: pixel, then all/top/bottom/random-k feature losses, evaluated together",
+        description="Stage 1: SRResNet x4 with L1. Stage 2: four fine-tunings from it with L1 + λ·d over all, PE "
+        "top-k, bottom-k and random-k channels of the loss network (same λ, steps, seed, layers). Then all five "
+        "models and bicubic on Set5/Set14/BSD100: PSNR/SSIM and perceptual distances of networks not in the loss. "
+        "Defaults are the ≤ 10 min single-GPU run (--device cuda); --tiny is a CPU smoke run. Every option below "
+        "overrides the preset. See docs/sr.md.",
+    )
+    x.add_argument("--selection", required=True, help="selection.json of `psychofeat analyze` for the loss network")
+    x.add_argument("--out", required=True, help="output folder (runs/, results.csv, summary.csv, paired.csv, "
+                   "report.html)")
+    x.add_argument("--tiny", action="store_true", help="CPU smoke preset: few small patches, Set5 only")
+    x.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out")
+    x.add_argument("--overwrite", action="store_true", help="start afresh in a non-empty --out")
+    o = x.add_argument_group("overrides (default: the preset's value)")
+    o.add_argument("--stage1-steps", type=int, default=None, help="pixel-loss steps (GPU preset 5000)")
+    o.add_argument("--stage2-steps", type=int, default=None, help="steps of each fine-tuning (GPU preset 2500)")
+    o.add_argument("--batch", type=int, default=None, help="global batch (GPU preset 16)")
+    o.add_argument("--patch", type=int, default=None, help="HR patch size (GPU preset 96)")
+    o.add_argument("--stage1-lr", type=float, default=None, help="stage-1 Adam learning rate (2e-4)")
+    o.add_argument("--stage2-lr", type=float, default=None, help="stage-2 Adam learning rate (1e-4)")
+    o.add_argument("--lambda", dest="lam", type=float, default=None, help="feature-term weight λ (0.1)")
+    o.add_argument("--layers", type=csv_list, default=None, help="loss layers (relu2_2,relu3_3,relu4_3)")
+    o.add_argument("--feature-mode", default=None, choices=["normalized", "mse"], help="distance mode (normalized)")
+    o.add_argument("--frac", type=float, default=None, help="fraction of each layer's channels kept (0.25)")
+    o.add_argument("--selection-seed", type=int, default=None, help="seed of the random-k selection (0)")
+    o.add_argument("--seed", type=int, default=None, help="seed of weights and patch sampling (0)")
+    o.add_argument("--blocks", dest="n_blocks", type=int, default=None, help="SRResNet residual blocks (16)")
+    o.add_argument("--channels", type=int, default=None, help="SRResNet channels (64)")
+    o.add_argument("--train-pattern", default=None, help="glob selecting training files (all lossless images)")
+    o.add_argument("--sets", type=csv_list, default=None, help="benchmark sets (set5,set14,bsd100; --tiny: set5)")
+    o.add_argument("--limit", type=int, default=None, help="first N images of each set (all)")
+    o.add_argument("--examples", type=int, default=None, help="images per set shown as crops in the report (1)")
+    o.add_argument("--log-every", type=int, default=None, help="log interval in steps (50)")
+    o.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval in steps (500)")
+    add_perceptual_arg(x, preset=True)
+    x.add_argument("--device", default=None, help="torch device for training and evaluation (default cpu)")
+    x.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"], help="mixed precision (auto)")
+    x.set_defaults(func=_experiment)
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -136,10 +198,25 @@ def _eval(args: argparse.Namespace) -> int:
     from psychofeat.sr.evaluate import evaluate_checkpoint
 
     res = evaluate_checkpoint(args.checkpoint, args.out, args.sets, label=args.label, overwrite=args.overwrite,
-                              device=args.device, limit=args.limit, examples_per_set=args.examples)
-    cols = [c for c in ("set", "method", "n_images", "psnr", "ssim") if c in res.summary.columns]
-    print(res.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+                              perceptual=args.perceptual, device=args.device, limit=args.limit,
+                              examples_per_set=args.examples)
+    print(res.summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {Path(args.out) / 'report.html'}")
+    return 0
+
+
+_EXPERIMENT_OPTIONS = ("stage1_steps", "stage2_steps", "batch", "patch", "stage1_lr", "stage2_lr", "lam", "layers",
+                       "feature_mode", "frac", "selection_seed", "seed", "n_blocks", "channels", "train_pattern",
+                       "sets", "limit", "examples", "log_every", "ckpt_every", "perceptual", "device", "amp")
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from psychofeat.sr.experiment import format_summary, make_config, run_experiment
+
+    cfg = make_config(args.selection, tiny=args.tiny, **{k: getattr(args, k) for k in _EXPERIMENT_OPTIONS})
+    res = run_experiment(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    print(format_summary(res.evaluation.summary))
+    print(f"wall time {res.timing_s['total']:.1f} s; wrote {res.out / 'report.html'}")
     return 0
 
 

@@ -1,0 +1,393 @@
+"""The super-resolution experiment of SCIENCE.md: does a loss over high-PE channels beat the all-channel VGG loss?
+
+Protocol (`psychofeat sr experiment`, docs/sr.md "The experiment"):
+
+1. **Stage 1** ("pixel"): SRResNet x4 trained from scratch with L1.
+2. **Stage 2**: four fine-tunings from stage 1's final weights with L1 + λ·d_sel, d_sel over (a) *all* channels of
+   the feature layers (the usual VGG loss), (b) the PE *top*-k, (c) *bottom*-k and (d) *random*-k channels of each
+   layer (k = frac · channels). λ, steps, learning rate, seed, layers and distance mode are identical, and the
+   stateless sampler gives every run the same patches in the same order: the four runs differ only in which
+   channels the loss sees.
+3. **Evaluation** of the five models and bicubic on Set5, Set14 and BSD100: PSNR/SSIM (Y, 4 px shave) and the
+   all-channel distances of networks *not* in the loss (SqueezeNet 1.1, EfficientNet-Lite0), with VGG-16's
+   reported but marked as the training network. Paired per-image differences with bootstrap intervals compare
+   top-k with the all-channel loss and with the two controls.
+
+The channel ranking is a `psychofeat analyze` selection.json: it comes from grating stimuli and a CSF alone. Nothing
+here looks at SR results to choose channels, λ, layers or step counts (the choices and their reasons are in
+`ExperimentConfig` and docs/sr.md). One training seed per loss: the intervals reflect the choice of test images, not
+training noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from psychofeat.errors import InputError, OutputExistsError, unknown_name
+from psychofeat.io import prepare_out_dir, read_json, sha256_file, write_json, write_table
+from psychofeat.sr.evaluate import DEFAULT_PERCEPTUAL, DEFAULT_SETS
+
+if TYPE_CHECKING:
+    from psychofeat.report import HtmlReport
+    from psychofeat.sr.evaluate import EvalResult
+    from psychofeat.sr.train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+PIXEL = "pixel"
+FEATURE_LOSSES = ("all", "top", "bottom", "random")
+METHODS = (PIXEL, *FEATURE_LOSSES)
+#: (method, reference) pairs whose per-image differences are tested: the claim, then the two controls
+COMPARISONS = (("top", "all"), ("top", "random"), ("top", "bottom"), ("bottom", "all"), ("random", "all"))
+#: settings that change what is trained; a resumed experiment must keep them
+TRAINING_FIELDS = ("selection_sha256", "stage1_steps", "stage2_steps", "batch", "patch", "stage1_lr", "stage2_lr",
+                   "lam", "layers", "feature_mode", "frac", "selection_seed", "seed", "backbone", "n_blocks",
+                   "channels", "train_pattern")
+N_BOOT = 2000
+
+
+@dataclass
+class ExperimentConfig:
+    """Every setting of the experiment. The defaults are the GPU run; `TINY` overrides some for a CPU smoke run.
+
+    Why these values:
+    * steps: ≤ 10 min on one H100/H200 at ≈ 45 steps/s (SRResNet + VGG-16 loss, batch 16): 4 × 2500 stage-2 steps
+      ≈ 225 s, 5000 stage-1 steps ≤ 110 s (pixel steps are cheaper), leaving ≈ 4 min for start-up, five loss
+      networks and the evaluation of six methods on 119 images with three networks.
+    * learning rates: stage 1 at 2e-4 (BasicSR's MSRResNet x4 setting; a short run benefits from the larger step),
+      stage 2 at 1e-4 (SRGAN's fine-tuning rate, half of stage 1: it adjusts a trained model). Adam, constant.
+    * layers relu2_2, relu3_3, relu4_3: mid-level VGG-16 features as in Johnson et al. (2016) and LPIPS. relu1_2 is
+      left to the pixel term; relu5_3 is a 6×6 map on a 96 px patch, mostly border.
+    * distance mode "normalized": the unit-normalised distance the PE selection is meant for (LPIPS without the
+      learned weights); in this mode a subset's distance has the same scale as the full layer's.
+    * λ = 0.1: on bicubic-upscaled 96 px training patches L1 ≈ 0.027 and d_sel ≈ 0.48 (all), 0.55 (top), 0.50
+      (bottom), 0.51 (random), so λ·d_sel ≈ 2× L1: the feature term leads without drowning the pixel term, and the
+      four selections get nearly the same weight. Measured before any SR model was trained, not tuned on results.
+    * frac 0.25: the selection fraction of `psychofeat analyze` (k = 25 % of each layer's channels).
+    """
+
+    selection: str = ""
+    stage1_steps: int = 5000
+    stage2_steps: int = 2500
+    batch: int = 16
+    patch: int = 96
+    stage1_lr: float = 2e-4
+    stage2_lr: float = 1e-4
+    lam: float = 0.1
+    layers: list[str] = field(default_factory=lambda: ["relu2_2", "relu3_3", "relu4_3"])
+    feature_mode: str = "normalized"
+    frac: float = 0.25
+    selection_seed: int = 0
+    seed: int = 0
+    backbone: str = "vgg16"
+    n_blocks: int | None = None  # None: the standard SRResNet (16 blocks, 64 channels)
+    channels: int | None = None
+    train_pattern: str | None = None
+    sets: list[str] = field(default_factory=lambda: list(DEFAULT_SETS))
+    limit: int | None = None
+    perceptual: list[str] = field(default_factory=lambda: list(DEFAULT_PERCEPTUAL))
+    device: str = "cpu"
+    amp: str = "auto"
+    examples: int = 1
+    log_every: int = 50
+    ckpt_every: int = 500
+    selection_sha256: str = ""  # filled in by `resolve`
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        if not self.selection:
+            raise InputError("the experiment needs --selection selection.json (from `psychofeat analyze`).")
+        for name in ("stage1_steps", "stage2_steps", "batch", "patch", "examples", "log_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}.")
+        if self.lam <= 0:
+            raise InputError(f"--lambda must be positive (with λ = 0 the four feature losses coincide), got {self.lam}.")
+        if not self.sets:
+            raise InputError("--sets is empty: name at least one of set5, set14, bsd100.")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"--limit must be ≥ 1, got {self.limit}.")
+
+    def stage_configs(self, runs: Path) -> dict[str, TrainConfig]:
+        """The five `sr train` configurations; the four stage-2 ones differ only in `loss`."""
+        from psychofeat.sr.train import TrainConfig
+
+        common: dict[str, Any] = {
+            "batch": self.batch, "patch": self.patch, "seed": self.seed, "n_blocks": self.n_blocks,
+            "channels": self.channels, "bn": None, "train_pattern": self.train_pattern, "device": self.device,
+            "amp": self.amp, "log_every": self.log_every, "ckpt_every": self.ckpt_every,
+        }
+        stages = {PIXEL: TrainConfig(loss=PIXEL, steps=self.stage1_steps, learning_rate=self.stage1_lr, **common)}
+        init = str((runs / PIXEL / "final.pt").resolve())
+        common.update(n_blocks=None, channels=None)  # the architecture comes from the stage-1 checkpoint
+        for loss in FEATURE_LOSSES:
+            stages[loss] = TrainConfig(
+                loss=loss, steps=self.stage2_steps, learning_rate=self.stage2_lr, init=init,
+                selection=str(Path(self.selection).resolve()), layers=list(self.layers), lam=self.lam,
+                frac=self.frac, selection_seed=self.selection_seed, feature_mode=self.feature_mode,
+                backbone=self.backbone, **common,
+            )
+        return stages
+
+
+#: the CPU smoke setting (`--tiny`): the standard SRResNet and loss, far fewer and smaller patches, Set5 only.
+TINY: dict[str, Any] = {"stage1_steps": 50, "stage2_steps": 10, "batch": 4, "patch": 48, "sets": ["set5"],
+                        "log_every": 5, "ckpt_every": 1000}
+
+
+def make_config(selection: str, tiny: bool = False, **overrides: Any) -> ExperimentConfig:
+    """The GPU configuration, or the `--tiny` one, with explicit overrides (None means "keep the preset")."""
+    base: dict[str, Any] = {"selection": str(selection), **(TINY if tiny else {})}
+    known = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    unknown = set(overrides) - set(known)
+    if unknown:
+        raise unknown_name("experiment setting", min(unknown), known)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = ExperimentConfig(**base)
+    cfg.validate()
+    return cfg
+
+
+def check_selection(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Fail before any training if the selection cannot serve the loss; return facts for the manifest.
+
+    The selection must rank the channels of the loss network (`backbone`) in every feature layer. Its weights are
+    checked against the loaded network when the loss is built.
+    """
+    from psychofeat.selection import Selection
+
+    path = Path(cfg.selection)
+    if not path.is_file():
+        raise InputError(f"--selection {path} does not exist. Make one with `psychofeat analyze --out DIR` "
+                         "(it writes DIR/selection.json).")
+    sel = Selection.load(path)
+    if sel.model != cfg.backbone:
+        raise InputError(f"--selection {path} ranks channels of {sel.model!r}, but the loss network is "
+                         f"{cfg.backbone!r}; run `psychofeat analyze --model {cfg.backbone}`.")
+    if sel.pe is None:
+        raise InputError(f"--selection {path} holds no PE scores, so top/bottom/random-k cannot be derived; use the "
+                         "selection.json that `psychofeat analyze` writes.")
+    missing = [lay for lay in cfg.layers if lay not in sel.pe]
+    if missing:
+        raise InputError(f"--selection {path} has no scores for layer(s) {missing}; it covers {list(sel.pe)}.")
+    manifest = path.parent / "manifest.json"
+    return {"path": str(path.resolve()), "sha256": sha256_file(path), "model": sel.model, "weights": sel.weights,
+            "analysis_command": read_json(manifest).get("command") if manifest.is_file() else None}
+
+
+def _check_resume(out: Path, cfg: ExperimentConfig) -> None:
+    saved_path = out / "experiment.json"
+    if not saved_path.is_file():
+        return
+    saved = read_json(saved_path).get("config", {})
+    diffs = [f"{k}: {saved.get(k)!r} then, {getattr(cfg, k)!r} now" for k in TRAINING_FIELDS if saved.get(k) != getattr(cfg, k)]
+    if diffs:
+        raise InputError(f"--resume with other training settings than the experiment in {out}: " + "; ".join(diffs)
+                         + ". Use the original settings, or a new --out.")
+
+
+@dataclass
+class ExperimentResult:
+    out: Path
+    evaluation: EvalResult
+    paired: pd.DataFrame
+    timing_s: dict[str, float]
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | os.PathLike[str], *, resume: bool = False,
+                   overwrite: bool = False, progress: bool = True) -> ExperimentResult:
+    """Train the five models into `out/runs/`, evaluate them and write the tables and report into `out`.
+
+    `resume=True` continues an interrupted experiment: each run resumes from its last checkpoint (a finished run
+    costs only a reload) and the evaluation is redone. Without it `out` must be empty (or `overwrite`).
+    """
+    from psychofeat.sr.train import train
+
+    cfg.validate()
+    sel_info = check_selection(cfg)
+    cfg = dataclasses.replace(cfg, selection_sha256=sel_info["sha256"])
+    out = Path(out)
+    if resume:
+        _check_resume(out, cfg)
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"output directory {out} is not empty. Pass --resume to continue the experiment "
+                                "there, --overwrite to start it afresh, or choose another --out.")
+    out = prepare_out_dir(out, True)
+    runs = out / "runs"
+    stages = cfg.stage_configs(runs)
+    write_json(out / "experiment.json", {"config": cfg.to_dict(), "selection": sel_info,
+                                         "stages": {k: v.to_dict() for k, v in stages.items()}})
+    timing: dict[str, float] = {}
+    t_all = time.perf_counter()
+    for label, tcfg in stages.items():
+        t0 = time.perf_counter()
+        log.info("stage %s: %d steps", label, tcfg.steps)
+        train(tcfg, runs / label, resume=resume, overwrite=overwrite, progress=progress)
+        timing[f"train_{label}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluation, columns, skipped = _evaluate(cfg, runs, progress)
+    timing["evaluate"] = time.perf_counter() - t0
+    paired = paired_comparisons(evaluation.per_image)
+    timing["total"] = time.perf_counter() - t_all
+    _write_outputs(out, cfg, sel_info, evaluation, paired, timing, columns, skipped)
+    return ExperimentResult(out, evaluation, paired, timing)
+
+
+def _evaluate(cfg: ExperimentConfig, runs: Path, progress: bool) -> tuple[EvalResult, list[str], dict[str, str]]:
+    """Score the five final models and bicubic; returns the result, the perceptual columns and skipped networks."""
+    from psychofeat.sr.checkpoint import model_from_checkpoint
+    from psychofeat.sr.evaluate import evaluate_models, perceptual_metrics
+
+    models = {label: model_from_checkpoint(runs / label / "final.pt") for label in METHODS}
+    metrics, skipped = perceptual_metrics(cfg.perceptual, cfg.device, training_backbones={cfg.backbone})
+    result = evaluate_models(models, cfg.sets, extra_metrics=metrics, device=cfg.device, limit=cfg.limit,
+                             examples_per_set=cfg.examples, progress=progress)
+    return result, list(metrics), skipped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# paired comparisons
+
+
+def higher_is_better(metric: str) -> bool:
+    """PSNR and SSIM grow with quality; every distance column shrinks."""
+    return metric in ("psnr", "ssim")
+
+
+def score_columns(per_image: pd.DataFrame) -> list[str]:
+    return [c for c in per_image.columns if c not in ("set", "name", "canonical_name", "method")]
+
+
+def paired_comparisons(per_image: pd.DataFrame, comparisons: Sequence[tuple[str, str]] = COMPARISONS,
+                       n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Per set and score: mean of (method − reference) over images, its bootstrap 95 % interval and the win rate.
+
+    Images are resampled with replacement (percentile interval, `psychofeat.stats`); `wins` is the fraction of
+    images on which the method scores better than the reference (ties count half). Pairs whose models are
+    missing are left out. Infinite PSNRs (a perfect image) are left out of the PSNR rows.
+    """
+    from psychofeat.stats import bootstrap_indices, percentile_ci
+
+    rows: list[dict[str, Any]] = []
+    wide = per_image.pivot_table(index=["set", "name"], columns="method", values=score_columns(per_image),
+                                 sort=False)
+    for set_name in per_image["set"].drop_duplicates():
+        block = wide.xs(set_name, level="set")
+        for metric in score_columns(per_image):
+            for method, ref in comparisons:
+                if (metric, method) not in block.columns or (metric, ref) not in block.columns:
+                    continue
+                diff = (block[(metric, method)] - block[(metric, ref)]).to_numpy(dtype=np.float64)
+                diff = diff[np.isfinite(diff)]
+                if diff.size == 0:
+                    continue
+                sign = 1.0 if higher_is_better(metric) else -1.0
+                boot = diff[bootstrap_indices(diff.size, n_boot, seed)].mean(axis=1)
+                lo, hi = percentile_ci(boot)
+                rows.append({"set": set_name, "score": metric, "method": method, "reference": ref,
+                             "n_images": int(diff.size), "mean_diff": float(diff.mean()), "ci_low": lo, "ci_high": hi,
+                             "wins": float(np.mean(np.sign(sign * diff) / 2 + 0.5)),
+                             "better": "higher" if higher_is_better(metric) else "lower"})
+    return pd.DataFrame(rows, columns=["set", "score", "method", "reference", "n_images", "mean_diff", "ci_low",
+                                       "ci_high", "wins", "better"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def _write_outputs(out: Path, cfg: ExperimentConfig, sel_info: dict[str, Any], evaluation: EvalResult,
+                   paired: pd.DataFrame, timing: dict[str, float], columns: list[str],
+                   skipped: dict[str, str]) -> None:
+    from psychofeat.sr.evaluate import perceptual_note, write_eval_outputs
+
+    write_table(out / "paired.csv", paired)
+    info = {"experiment": "sr-experiment", "config": cfg.to_dict(), "selection": sel_info, "timing_s": timing,
+            "perceptual_skipped": skipped, "runs": {m: str(out / "runs" / m) for m in METHODS}}
+    notes = [_protocol_note(cfg), perceptual_note(columns, skipped)]
+    write_eval_outputs(evaluation, out, info, title="x4 SR: pixel vs all / top-k / bottom-k / random-k feature losses",
+                       notes=notes, sections=lambda rep: _report_sections(rep, out, paired, timing))
+
+
+def _protocol_note(cfg: ExperimentConfig) -> str:
+    return (
+        f"Methods: pixel = SRResNet trained {cfg.stage1_steps} steps with L1 (lr {cfg.stage1_lr:g}); all / top / "
+        f"bottom / random = pixel fine-tuned {cfg.stage2_steps} steps (lr {cfg.stage2_lr:g}) with L1 + "
+        f"{cfg.lam:g}·d, d the {cfg.feature_mode} distance of {cfg.backbone} {', '.join(cfg.layers)} over all "
+        f"channels, or the PE top, bottom or random {cfg.frac:g} of each layer's channels (selection from "
+        "grating stimuli only). Same seed, patches, λ and steps in all four. Batch "
+        f"{cfg.batch} of {cfg.patch} px HR patches. One training seed per loss."
+    )
+
+
+def _report_sections(rep: HtmlReport, out: Path, paired: pd.DataFrame, timing: dict[str, float]) -> None:
+    rep.heading("Paired differences per image (method − reference)")
+    rep.paragraph(
+        "Mean difference over a set's images with a bootstrap 95 % interval (images resampled); wins = share of "
+        "images where the method is better (higher PSNR/SSIM, lower distance). The interval covers the choice of "
+        "test images only: each loss was trained once, so training noise is not in it. With few images (Set5 has "
+        "5) the percentile bootstrap is too narrow; read those rows as descriptive."
+    )
+    rep.table(paired, float_format="{:.4f}", max_rows=400)
+    fig = _loss_curves(out / "runs")
+    if fig is not None:
+        rep.heading("Training loss")
+        rep.figure(fig, caption="log.csv of each run (stage-2 losses include λ·d over different channel sets, "
+                                "so their levels are not comparable across runs)")
+    rep.heading("Wall time (s)")
+    rep.table(pd.DataFrame([timing]), float_format="{:.1f}")
+
+
+def _loss_curves(runs: Path) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {m: runs / m / "log.csv" for m in METHODS if (runs / m / "log.csv").is_file()}
+    if not logs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for method, path in logs.items():
+        df = pd.read_csv(path)
+        ax = axes[0] if method == PIXEL else axes[1]
+        ax.plot(df["step"], df["loss"], label=method)
+    axes[0].set_title("stage 1: L1")
+    axes[1].set_title("stage 2: L1 + λ·d")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary table as fixed-width text (what the CLI prints and docs/sr.md quotes)."""
+    return summary.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
+__all__ = [
+    "COMPARISONS",
+    "FEATURE_LOSSES",
+    "METHODS",
+    "TINY",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "check_selection",
+    "format_summary",
+    "make_config",
+    "paired_comparisons",
+    "run_experiment",
+]
