@@ -23,7 +23,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from psychofeat.backbones.base import PREPROCESSINGS, TORCHVISION, Backbone, Preprocessing, WeightsInfo, params_sha256
+from psychofeat.backbones.base import TORCHVISION, Backbone, Preprocessing, WeightsInfo, params_sha256
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
 
 LIBRARIES: dict[str, str] = {"torchvision": "pip install torchvision", "timm": "pip install timm"}
@@ -171,9 +171,12 @@ def load_external(
     info = _load_weights(model, net, weights)
     info.params_sha256 = params_sha256(net)
     if preprocessing is not None:
-        if preprocessing not in PREPROCESSINGS:
-            raise unknown_name("preprocessing", preprocessing, PREPROCESSINGS)
-        prep = PREPROCESSINGS[preprocessing]
+        from psychofeat.backbones.registry import known_preprocessings
+
+        known = known_preprocessings()
+        if preprocessing not in known:
+            raise unknown_name("preprocessing", preprocessing, known)
+        prep = known[preprocessing]
     else:
         prep = default_preprocessing(library, net)
     traced = trace_layers(net)

@@ -85,6 +85,17 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[key]
 
 
+def known_preprocessings() -> dict[str, Preprocessing]:
+    """The generic preprocessings plus those of every registered weight source, by name."""
+    known = dict(PREPROCESSINGS)
+    for name in available_models():
+        for src in get_spec(name).sources.values():
+            prep = getattr(src, "preprocessing", None)
+            if isinstance(prep, Preprocessing):
+                known.setdefault(prep.name, prep)
+    return known
+
+
 def parse_seeded(spec: str, kind: str) -> int | None:
     """'random' -> 0, 'random:7' -> 7; anything else -> None."""
     if spec == kind:
@@ -113,9 +124,10 @@ def load_backbone(
     spec = get_spec(model)
     net, info, prep = _load_weights(spec, weights)
     if preprocessing is not None:
-        if preprocessing not in PREPROCESSINGS:
-            raise unknown_name("preprocessing", preprocessing, PREPROCESSINGS)
-        prep = PREPROCESSINGS[preprocessing]
+        known = known_preprocessings()
+        if preprocessing not in known:
+            raise unknown_name("preprocessing", preprocessing, known)
+        prep = known[preprocessing]
     info.params_sha256 = params_sha256(net)
     return Backbone(
         spec.name, net, spec.layer_paths, prep, info, spec.default_layers, metric_layers=spec.metric_layers
@@ -149,7 +161,7 @@ def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Modul
         path, manifest = obtain(src)  # type: ignore[arg-type]
         prep = Preprocessing.from_dict(manifest["preprocessing"]) if "preprocessing" in manifest else src.preprocessing  # type: ignore[attr-defined]
         info = WeightsInfo(w, src.description, sha256=manifest.get("sha256"), path=str(path),  # type: ignore[attr-defined]
-                           extra={k: manifest[k] for k in ("source", "source_sha256") if k in manifest})
+                           extra={k: v for k, v in manifest.items() if k.startswith("source")})
         verify = spec.verify
     else:
         path = Path(w).expanduser()

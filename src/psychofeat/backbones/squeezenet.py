@@ -254,5 +254,7 @@ SPEC = register_model(
         file_preprocessing=TORCHVISION,  # a bare .pth is most likely torchvision-trained
         verify=verify_imagenet,
         aliases=("squeezenet", "squeezenet_v1.1"),
+        # LPIPS' SqueezeNet slices end at these outputs
+        metric_layers=["relu1", "fire3", "fire5", "fire6", "fire7", "fire8", "fire9"],
     )
 )

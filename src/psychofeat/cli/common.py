@@ -13,6 +13,12 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> 
         help="weights source: 'imagenet' (default: the original ImageNet weights of the model), 'torchvision', "
         "'random[:SEED]', 'shuffled[:SEED]', or a path to a .pth state dict",
     )
+    p.add_argument(
+        "--preprocessing",
+        default=None,
+        help="override the preprocessing the weights expect (torchvision, caffe-vgg, caffe-squeezenet, "
+        "tf-efficientnet-lite, identity); needed for a bare .pth trained with something other than torchvision's",
+    )
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     config = AnalysisConfig(protocol=protocol, csf=args.csf, luminance=args.luminance, combination=args.pe,
                             fraction=args.fraction, seed=args.seed, batch_size=args.batch_size)
-    backbone = load_backbone(args.model, args.weights, device=args.device)
+    backbone = load_backbone(args.model, args.weights, device=args.device, preprocessing=args.preprocessing)
     result = analyze(backbone, csv_list(args.layers), config, device=args.device, dtype=args.dtype)
     write_analysis(result, out, report=not args.no_report, net=backbone.net)
     summary = layer_summary(result.scores)
