@@ -1,0 +1,1006 @@
+"""`psychofeat iqa` and `psychofeat iqa-claim`: do high-PE channels agree better with human quality scores?
+
+What is compared (SCIENCE.md, "Agreement with humans"), all on the same image pairs:
+
+* the selection's **top-k**, **bottom-k** and **random-k** channels (k = `fraction` of each layer; random-k for
+  `n_seeds` seeds, summarised as mean ± sd and kept seed by seed) and **all** channels of the selection's layers,
+  each as the selected-channel distance of `psychofeat.distance` (normalized or mse mode, w_k = 1/#layers);
+* the baselines **PSNR** and **SSIM** (`psychofeat.classic`, RGB in [0, 1], data range 1).
+
+`iqa-claim` adds the paper's claim tested channel by channel: each channel's single-channel distance
+(`psychofeat.distance.channel_distances`) is correlated with the human scores, and per layer the Spearman
+correlation between PE and that agreement is tested with a permutation p-value; plus the agreement (SRCC) of
+top/bottom/random selections as a function of k.
+
+The selection comes from the stimuli alone (`psychofeat analyze`); nothing here is fitted to the human scores.
+
+Cost (part 6). Every image goes through the network once: reference features once per reference image, one
+forward pass per distorted image capturing all layers. Every selection is then evaluated from those feature
+maps at once. For a selection S of a layer's channels and each position, the normalized distance needs only
+three sums over S, `Sxx = Σ x_m²`, `Syy = Σ y_m²` and `Sdd = Σ (x_m − y_m)²`, because with
+a = (Sxx + ε)^-½, b = (Syy + ε)^-½
+
+    Σ_{m∈S} (a x_m − b y_m)² = (a − b)(a Sxx − b Syy) + a b Sdd      (exact; see `distance_from_sums`)
+
+and the sums of *all* selections are one matrix product of the squared feature maps with a channel × selection
+0/1 mask. So the 23 headline selections (111 with the agreement-vs-k curve) cost two GEMMs per layer and image
+plus a few passes over positions × selections, instead of one `index_select` + `layer_distance_map` per
+selection: that route measured 0.9 s for one 25% selection of relu1_2 *alone* at 768×512 on this project's shared
+2-core machine, i.e. well over an hour for live-subset's 59 pairs × 23 selections × 13 layers, while the batched
+route took ~2 s per image for all 111 under the same load (docs/iqa.md). The shared core is still the reference: the first
+pair of every run is recomputed with `index_select` + `psychofeat.distance.layer_distance_map` for the headline
+selections and the run stops if they disagree (`verification` in manifest.json); the tests compare every pair of
+a fixture set with `PerceptualDistance` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from psychofeat.backbones.base import Backbone
+from psychofeat.classic import psnr, ssim
+from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, check_same_size, load_dataset, resize_short_side
+from psychofeat.distance import DEFAULT_EPS, MODES, layer_distance_map
+from psychofeat.errors import InputError
+from psychofeat.features import FeatureExtractor
+from psychofeat.images import check_pair, load_image
+from psychofeat.metric import MIN_SIZE
+from psychofeat.probe import compute_context, resolve_dtype
+from psychofeat.selection import Selection
+from psychofeat.stats import (
+    agreement,
+    bootstrap_indices,
+    orient,
+    percentile_ci,
+    spearman_permutation_test,
+    srcc_rows,
+)
+
+FORMAT = "psychofeat.iqa/1"
+#: k (fraction of each layer's channels) of the agreement-vs-k curve of `iqa-claim`
+DEFAULT_CURVE_FRACTIONS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+#: PSNR of identical images is +inf; it is reported as this many dB so that every statistic stays finite
+PSNR_CAP_DB = 100.0
+#: the batched distances must equal the shared core's to this relative tolerance (float32 rounding is ~1e-6)
+VERIFY_RTOL = 1e-3
+#: positions × selections per block of the batched evaluation (256 KB per float32 temporary: stays in cache)
+BLOCK_ELEMENTS = 65_536
+#: names of the compared metrics in results.json / per_image.csv (random-k: random_seed<s> per seed)
+BASELINES = ("psnr", "ssim")
+SELECTED = ("top", "bottom", "all")
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+@dataclass(frozen=True)
+class IqaConfig:
+    """Everything that determines the numbers of an `iqa` / `iqa-claim` run."""
+
+    dataset: str = "live-subset"
+    root: str | None = None
+    model: str = "vgg16"
+    weights: str | None = None
+    preprocessing: str | None = None  # override of the weights' preprocessing (load_backbone)
+    selection: str | None = None  # selection.json of `psychofeat analyze`; None: analyse first
+    layers: tuple[str, ...] | None = None  # default: the selection's layers
+    fraction: float = 0.25
+    n_seeds: int = 20
+    mode: str = "normalized"
+    resize: int | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    n_boot: int = 1000
+    boot_seed: int = 0
+    claim: bool = False
+    curve_fractions: tuple[float, ...] = DEFAULT_CURVE_FRACTIONS
+    n_permutations: int = 10_000
+    perm_seed: int = 0
+    eps: float = DEFAULT_EPS
+    threads: int | None = None  # intra-op threads of the forward passes (None: torch's default)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"unknown distance mode {self.mode!r}; choose one of {', '.join(MODES)}.")
+        if not 0 < self.fraction <= 1:
+            raise InputError(f"--fraction must be in (0, 1], got {self.fraction}.")
+        if self.n_seeds < 1:
+            raise InputError(f"--seeds must be at least 1, got {self.n_seeds}.")
+        bad = [f for f in self.curve_fractions if not 0 < f <= 1]
+        if bad or not self.curve_fractions:
+            raise InputError(f"curve fractions must lie in (0, 1], got {list(self.curve_fractions)}.")
+        if self.n_boot < 0 or self.n_permutations < 1:
+            raise InputError("--n-boot must be ≥ 0 and --permutations ≥ 1.")
+        if self.resize is not None and self.resize < MIN_SIZE:
+            raise InputError(f"--resize must be at least {MIN_SIZE} px (the metric's minimum), got {self.resize}.")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def random_name(seed: int) -> str:
+    return f"random_seed{seed}"
+
+
+# ------------------------------------------------------------------------------------------------- selections
+def headline_selections(base: Selection, layers: Sequence[str], fraction: float, n_seeds: int) -> dict[str, Selection]:
+    """top, bottom, all and random_seed0.. — derived exactly as `PerceptualDistance(which=..., seed=...)` does.
+
+    Order matters for random-k: `Selection.select` draws layer after layer from one generator, so the selection
+    is derived from the full analysis first and restricted to `layers` afterwards (as `build_selection` does).
+    """
+    out = {
+        "top": base.select("top", fraction).restrict(layers),
+        "bottom": base.select("bottom", fraction).restrict(layers),
+        "all": base.select("all").restrict(layers),
+    }
+    for s in range(n_seeds):
+        out[random_name(s)] = base.select("random", fraction, s).restrict(layers)
+    return out
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One selection of the agreement-vs-k curve."""
+
+    method: str  # top | bottom | random
+    fraction: float
+    seed: int | None
+    name: str
+
+
+def curve_selections(
+    base: Selection, layers: Sequence[str], fractions: Sequence[float], n_seeds: int
+) -> tuple[dict[str, Selection], list[CurvePoint]]:
+    """top/bottom/random (every seed) at every fraction; identical channel sets are evaluated once later."""
+    sels: dict[str, Selection] = {}
+    points: list[CurvePoint] = []
+    for f in fractions:
+        for method in ("top", "bottom"):
+            name = f"{method}@{f:g}"
+            sels[name] = base.select(method, f).restrict(layers)
+            points.append(CurvePoint(method, float(f), None, name))
+        for s in range(n_seeds):
+            name = f"random@{f:g}/seed{s}"
+            sels[name] = base.select("random", f, s).restrict(layers)
+            points.append(CurvePoint("random", float(f), s, name))
+    return sels, points
+
+
+# ------------------------------------------------------------------------------------- batched selection core
+def reference_terms(syy: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """b = (Syy + ε)^-½ and b·Syy: what a reference contributes to `distance_from_sums` (computed once)."""
+    b = (syy + eps).rsqrt()
+    return b, b * syy
+
+
+def distance_from_sums(
+    sxx: torch.Tensor, sdd: torch.Tensor, b: torch.Tensor, by: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """Σ_{m∈S} (φ̂_m(x) − φ̂_m(y))² per position from the sums of x² and (x − y)² over the channels S.
+
+    `b, by = reference_terms(Syy, eps)`. With a = (Sxx + ε)^-½ and b = (Syy + ε)^-½ (the unit normalisation of
+    `psychofeat.distance`, ε inside the root), expanding the square gives a²Sxx + b²Syy − 2ab·Sxy, and
+    substituting 2Sxy = Sxx + Syy − Sdd gives
+
+        (a − b)(a·Sxx − b·Syy) + a·b·Sdd.
+
+    This form is used because for small distortions both terms are of the size of the result (the a²Sxx + b²Syy
+    − 2ab·Sxy form subtracts numbers near 1 from each other). Where every selected channel of one image is 0
+    (ReLU), a (or b) = ε^-½ is huge and the terms cancel; there the exact value is used: b²Syy where x_S = 0,
+    a²Sxx where y_S = 0.
+
+    Accuracy in float32: ~1e-7 relative to a·b·Sdd, i.e. ~1e-6 of the distance for the distortions of IQA sets.
+    The one regime where it is worse is feature vectors that are nearly parallel (x ≈ λy, a pure change of
+    feature contrast), where the distance is a small remainder of the two terms (tested against that bound).
+    The elementwise route of the shared core is more accurate there; no ranking of IQA images is affected.
+    """
+    a = (sxx + eps).rsqrt_()
+    d = a * sxx
+    d.sub_(by).mul_(a - b).addcmul_(a * b, sdd)
+    x_zero = sxx == 0
+    if bool(x_zero.any()):
+        d[x_zero] = b[x_zero] * by[x_zero]
+    y_zero = by == 0
+    if bool(y_zero.any()):
+        d[y_zero] = a[y_zero].square() * sxx[y_zero]
+    return d
+
+
+def _rows(f: torch.Tensor) -> torch.Tensor:
+    """A 1×C×H×W feature map as positions × channels (a free view of a channels-last map)."""
+    if f.ndim != 4 or f.shape[0] != 1:
+        raise InputError(f"expected one feature map 1×C×H×W, got {tuple(f.shape)}.")
+    return f[0].permute(1, 2, 0).reshape(-1, f.shape[1])
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run with `n` intra-op threads (None: unchanged).
+
+    The per-position work on the selection sums is many short operations; when the CPU cores are shared with
+    other processes, OpenMP barriers wait for descheduled threads and 2 threads were measured 10-40x slower
+    than 1 on this project's 2-core machine under load. The forward passes keep torch's setting.
+    """
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@dataclass
+class ReferenceStats:
+    """What a reference contributes to every comparison, per layer: feature rows, b and b·Syy per selection
+    (see `distance_from_sums`) and the mean squared activation per channel."""
+
+    rows: dict[str, torch.Tensor]
+    b: dict[str, torch.Tensor]
+    by: dict[str, torch.Tensor]
+    y2_mean: dict[str, torch.Tensor]
+
+
+class SelectionBank:
+    """Many channel selections of the same layers, evaluated together from stored feature maps.
+
+    Identical channel sets (e.g. top-100% and all) share one column. Results per layer equal the shared core's
+    `layer_distance_map(...).mean()` up to float32 rounding (see `distance_from_sums`). Positions are processed
+    in blocks of about `BLOCK_ELEMENTS / columns` so that the per-position temporaries stay in the CPU cache.
+    """
+
+    def __init__(
+        self,
+        selections: Mapping[str, Selection],
+        layers: Sequence[str],
+        n_channels: Mapping[str, int],
+        mode: str = "normalized",
+        eps: float = DEFAULT_EPS,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if mode not in MODES:
+            raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
+        if not selections:
+            raise InputError("no selections to evaluate.")
+        self.layers = list(layers)
+        self.mode = mode
+        self.eps = float(eps)
+        self.device = torch.device(device)
+        self.column: dict[str, int] = {}
+        unique: dict[bytes, int] = {}
+        columns: list[Selection] = []
+        for name, sel in selections.items():
+            key = b"|".join(np.asarray(sel.channels[k], dtype=np.int64).tobytes() for k in self.layers)
+            if key not in unique:
+                unique[key] = len(columns)
+                columns.append(sel)
+            self.column[name] = unique[key]
+        self.n_columns = len(columns)
+        self.block = max(64, BLOCK_ELEMENTS // self.n_columns)
+        self.masks: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+        for k in self.layers:
+            mask = torch.zeros(int(n_channels[k]), self.n_columns, dtype=torch.float32)
+            for j, sel in enumerate(columns):  # a loop over selections; channels are set in one indexed write
+                idx = torch.as_tensor(np.asarray(sel.channels[k], dtype=np.int64))
+                if idx.numel() == 0:
+                    raise InputError(f"a selection has no channels in layer {k!r}.")
+                mask[idx, j] = 1.0
+            self.masks[k] = mask.to(self.device)
+            self.counts[k] = mask.sum(dim=0).to(self.device)
+
+    def _blocks(self, n_rows: int) -> list[slice]:
+        return [slice(s, min(s + self.block, n_rows)) for s in range(0, n_rows, self.block)]
+
+    def _cpu_threads(self) -> int | None:
+        return 1 if self.device.type == "cpu" else None
+
+    def reference(self, fy: Mapping[str, torch.Tensor]) -> ReferenceStats:
+        """Per-selection terms of the reference's features (once per reference image)."""
+        rows, bs, bys, y2m = {}, {}, {}, {}
+        with torch.no_grad(), _threads(self._cpu_threads()):
+            for k in self.layers:
+                y = _rows(fy[k].float())
+                rows[k] = y
+                y2m[k] = y.square().mean(dim=0)
+                if self.mode == "normalized":
+                    b = torch.empty(y.shape[0], self.n_columns, device=y.device)
+                    by = torch.empty_like(b)
+                    for blk in self._blocks(y.shape[0]):
+                        b[blk], by[blk] = reference_terms(y[blk].square() @ self.masks[k], self.eps)
+                    bs[k], bys[k] = b, by
+        return ReferenceStats(rows, bs, bys, y2m)
+
+    def compare(self, fx: Mapping[str, torch.Tensor], ref: ReferenceStats) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(per-layer distances L×columns, {layer: single-channel distances C}) of one distorted image."""
+        per_layer = np.empty((len(self.layers), self.n_columns), dtype=np.float64)
+        channels: dict[str, np.ndarray] = {}
+        with torch.no_grad(), _threads(self._cpu_threads()):
+            for li, k in enumerate(self.layers):
+                x = _rows(fx[k].float())
+                y = ref.rows[k]
+                if x.shape != y.shape:
+                    raise InputError(f"layer {k}: features of shape {tuple(x.shape)} vs reference {tuple(y.shape)}.")
+                mask = self.masks[k]
+                acc = torch.zeros(self.n_columns, dtype=torch.float64, device=x.device)
+                d2_sum = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+                for blk in self._blocks(x.shape[0]):
+                    xb = x[blk]
+                    d2 = (xb - y[blk]).square_()
+                    d2_sum += d2.sum(dim=0, dtype=torch.float64)
+                    sdd = d2 @ mask
+                    if self.mode == "normalized":
+                        sdd = distance_from_sums(xb.square() @ mask, sdd, ref.b[k][blk], ref.by[k][blk], self.eps)
+                    acc += sdd.sum(dim=0, dtype=torch.float64)  # float64: the result does not depend on the blocks
+                n_pos = x.shape[0]
+                value = acc / n_pos if self.mode == "normalized" else acc / (n_pos * self.counts[k].double())
+                per_layer[li] = value.cpu().numpy()
+                channels[k] = (d2_sum / n_pos / (ref.y2_mean[k].double() + self.eps)).cpu().numpy()
+        return per_layer, channels
+
+
+def direct_distances(
+    fx: Mapping[str, torch.Tensor],
+    fy: Mapping[str, torch.Tensor],
+    selections: Mapping[str, Selection],
+    mode: str,
+    eps: float,
+) -> dict[str, np.ndarray]:
+    """Per-layer distances of each selection with the shared core (`index_select` + `layer_distance_map`)."""
+    out: dict[str, np.ndarray] = {}
+    layers = list(next(iter(selections.values())).channels)
+    dense_x = {k: fx[k].float().contiguous() for k in layers}  # index_select on channels-last maps is slow
+    dense_y = {k: fy[k].float().contiguous() for k in layers}
+    for name, sel in selections.items():
+        vals = []
+        for k in layers:
+            idx = torch.as_tensor(np.asarray(sel.channels[k], dtype=np.int64), device=dense_x[k].device)
+            m = layer_distance_map(dense_x[k].index_select(1, idx), dense_y[k].index_select(1, idx), mode, eps)
+            vals.append(float(m.mean()))
+        out[name] = np.asarray(vals)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- image pairs
+def _image_header(path: Path) -> tuple[tuple[int, int], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
+
+
+def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any]:
+    """Check every file and pair before any computation; returns the conversions that will be applied.
+
+    Raises one error listing *all* missing files (`MissingFilesError`) or *all* pairs whose two images differ
+    in size / are too small, so a long run never dies on its last image. Greyscale (and palette/alpha) images
+    are converted to RGB by `psychofeat.images` (documented conversion): they are listed, not refused.
+    """
+    ds.check_files()
+    headers = {p: _image_header(p) for s in ds for p in (s.distorted, s.reference)}
+    mismatched, small = [], []
+    for s in ds:
+        (dw, dh), (rw, rh) = headers[s.distorted][0], headers[s.reference][0]
+        if (dw, dh) != (rw, rh):
+            mismatched.append(f"  {s.distorted} is {dw}x{dh} px but its reference {s.reference} is {rw}x{rh} px")
+        elif short_side is None and min(dw, dh) < MIN_SIZE:
+            small.append(f"  {s.distorted} is {dw}x{dh} px")
+    if mismatched:
+        raise InputError(
+            f"{len(mismatched)} distorted images differ in size from their reference (a full-reference metric "
+            "compares them pixel by pixel; fix the dataset):\n" + "\n".join(mismatched[:50])
+        )
+    if small:
+        raise InputError(
+            f"{len(small)} images are smaller than {MIN_SIZE} px on a side; pass --resize {MIN_SIZE} or larger:\n"
+            + "\n".join(small[:50])
+        )
+    grey = sorted(str(p) for p, (_, mode) in headers.items() if mode not in ("RGB",))
+    return {"converted_to_rgb": grey, "resize_short_side": short_side}
+
+
+@dataclass
+class PairValues:
+    """Everything measured on the pairs, in dataset order."""
+
+    per_layer: np.ndarray  # n × L × columns
+    channels: dict[str, np.ndarray]  # layer -> n × C single-channel distances
+    psnr_db: np.ndarray
+    ssim: np.ndarray
+    verification: dict[str, Any]
+    timing_s: dict[str, float]
+
+
+def _features(
+    extractor: FeatureExtractor, img: torch.Tensor, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """One forward pass capturing every needed layer (channels-last input: faster convolutions, free row views)."""
+    with torch.no_grad(), compute_context(device, dtype):
+        feats = extractor(img.to(device).contiguous(memory_format=torch.channels_last))
+    return {k: v.float() for k, v in feats.items()}
+
+
+def measure_pairs(
+    ds: FullReferenceDataset,
+    backbone: Backbone,
+    bank: SelectionBank,
+    verify: Mapping[str, Selection],
+    short_side: int | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+    progress: bool = True,
+    threads: int | None = None,
+) -> PairValues:
+    """One forward pass per image (references once), every selection and every channel from the stored maps.
+
+    The forward passes run with `threads` intra-op threads (None: torch's setting); everything else on the CPU
+    runs single-threaded (many short operations, see `_threads`).
+    """
+    dev = torch.device(device)
+    light = 1 if dev.type == "cpu" else None
+    dt = resolve_dtype(dtype)
+    extractor = FeatureExtractor(backbone, bank.layers)
+    n, n_layers = len(ds), len(bank.layers)
+    per_layer = np.full((n, n_layers, bank.n_columns), np.nan)
+    channels: dict[str, np.ndarray] = {}
+    psnr_db, ssim_v = np.full(n, np.nan), np.full(n, np.nan)
+    verification: dict[str, Any] = {}
+    t_fwd = t_stats = t_base = 0.0
+    bar = tqdm(total=n, desc=f"{ds.name}: pairs", unit="pair", disable=None if progress else True)
+    for ref_path, indices in ds.by_reference().items():
+        y_raw = load_image(ref_path)
+        y = resize_short_side(y_raw, short_side) if short_side else y_raw
+        t0 = time.perf_counter()
+        with _threads(threads):
+            fy = _features(extractor, y, dev, dt)
+        t1 = time.perf_counter()
+        ref = bank.reference(fy)
+        t_fwd, t_stats = t_fwd + t1 - t0, t_stats + time.perf_counter() - t1
+        for i in indices:
+            sample = ds[i]
+            x_raw = load_image(sample.distorted)
+            check_same_size(x_raw, y_raw, sample.distorted, ref_path)
+            x = resize_short_side(x_raw, short_side) if short_side else x_raw
+            check_pair(x, y, MIN_SIZE, names=(str(sample.distorted), str(ref_path)))
+            t0 = time.perf_counter()
+            with _threads(threads):
+                fx = _features(extractor, x, dev, dt)
+            t1 = time.perf_counter()
+            per_layer[i], chans = bank.compare(fx, ref)
+            t2 = time.perf_counter()
+            for k, v in chans.items():
+                channels.setdefault(k, np.full((n, v.size), np.nan))[i] = v
+            with _threads(light):
+                if not verification:
+                    verification = verify_pair(fx, fy, bank, per_layer[i], verify, str(sample.distorted))
+                    verification["seconds"] = time.perf_counter() - t2
+                t3 = time.perf_counter()
+                psnr_db[i], ssim_v[i] = baselines(x, y)
+            t_fwd, t_stats, t_base = t_fwd + t1 - t0, t_stats + t2 - t1, t_base + time.perf_counter() - t3
+            bar.update(1)
+            del fx
+        del fy, ref
+    bar.close()
+    timing = {"forward": t_fwd, "selections_and_channels": t_stats, "baselines": t_base}
+    return PairValues(per_layer, channels, psnr_db, ssim_v, verification, timing)
+
+
+def baselines(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """PSNR (dB, capped at `PSNR_CAP_DB` for identical images) and SSIM of one RGB pair in [0, 1]."""
+    x64, y64 = x.double(), y.double()
+    p = float(psnr(x64, y64)[0])
+    return min(p, PSNR_CAP_DB), float(ssim(x64, y64)[0])
+
+
+def verify_pair(
+    fx: Mapping[str, torch.Tensor],
+    fy: Mapping[str, torch.Tensor],
+    bank: SelectionBank,
+    per_layer: np.ndarray,
+    selections: Mapping[str, Selection],
+    pair: str,
+) -> dict[str, Any]:
+    """Recompute `selections` on one pair with the shared core; raise if the batched values differ."""
+    if not selections:
+        return {"checked": []}
+    direct = direct_distances(fx, fy, selections, bank.mode, bank.eps)
+    worst = 0.0
+    for name, d in direct.items():
+        batched = per_layer[:, bank.column[name]]
+        rel = np.abs(batched - d) / np.maximum(np.abs(d), 1e-30)
+        worst = max(worst, float(rel.max()))
+    if not worst <= VERIFY_RTOL:
+        raise RuntimeError(
+            f"internal check failed: batched selection distances differ from psychofeat.distance by {worst:.2e} "
+            f"(relative) on {pair}. Please report this with the command line."
+        )
+    return {"pair": pair, "checked": list(direct), "max_relative_difference": worst, "tolerance": VERIFY_RTOL}
+
+
+# -------------------------------------------------------------------------------------------------- agreement
+def combine_layers(per_layer: np.ndarray) -> np.ndarray:
+    """Σ_k w_k d_k with w_k = 1/#layers (SCIENCE.md), for every pair and column: n × columns."""
+    return per_layer.mean(axis=1)
+
+
+def metric_values(pv: PairValues, bank: SelectionBank, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """{metric name: one value per pair}: the named selections, then the baselines (in their natural units)."""
+    combined = combine_layers(pv.per_layer)
+    out = {name: combined[:, bank.column[name]] for name in names}
+    out["psnr"] = pv.psnr_db
+    out["ssim"] = pv.ssim
+    return out
+
+
+def as_distance(name: str, values: np.ndarray) -> np.ndarray:
+    """PSNR and SSIM are similarities (higher = closer): negated, so that every metric is a distance."""
+    return -values if name in BASELINES else values
+
+
+def _srcc_resamples(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """SRCC of each bootstrap resample (rows of idx), ties as average ranks."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+
+
+def summarize_seeds(per_seed: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, sd (ddof = 1), min and max over seeds of each statistic."""
+    out: dict[str, dict[str, float]] = {}
+    for key in ("srcc", "krcc", "plcc", "rmse"):
+        v = np.array([float(r[key]) for r in per_seed.values()])
+        out[key] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                    "min": float(v.min()), "max": float(v.max())}
+    return out
+
+
+def paired_differences(
+    values: Mapping[str, np.ndarray], human: np.ndarray, score_type: str, seeds: Sequence[str], n_boot: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """SRCC differences between metrics with paired percentile-bootstrap CIs (the resamples of the CIs).
+
+    "random" is the mean SRCC over the random-k seeds on each resample, so the comparison with random-k is
+    against the average random selection, not one draw.
+    """
+    n = human.size
+    idx = bootstrap_indices(n, n_boot, seed) if n_boot > 0 else np.arange(n)[None]
+    y = np.asarray(human, dtype=np.float64)
+    boot = {k: _srcc_resamples(orient(as_distance(k, v), score_type), y, idx) for k, v in values.items()
+            if k not in seeds}
+    point = {k: float(_srcc_resamples(orient(as_distance(k, v), score_type), y, np.arange(n)[None])[0])
+             for k, v in values.items()}
+    boot["random"] = np.mean([_srcc_resamples(orient(values[s], score_type), y, idx) for s in seeds], axis=0)
+    point["random"] = float(np.mean([point[s] for s in seeds]))
+    pairs = [("top", "bottom"), ("top", "random"), ("top", "all"), ("bottom", "random"), ("all", "random"),
+             ("all", "psnr"), ("all", "ssim"), ("top", "ssim")]
+    out = {}
+    for a, b in pairs:
+        diff = boot[a] - boot[b]
+        lo, hi = percentile_ci(diff) if n_boot > 0 else (float("nan"), float("nan"))
+        le0 = float(np.mean(diff[np.isfinite(diff)] <= 0)) if n_boot > 0 else float("nan")
+        out[f"{a}-{b}"] = {"srcc_diff": point[a] - point[b], "lo": lo, "hi": hi, "frac_resamples_le_0": le0}
+    return out
+
+
+def agreement_results(
+    values: Mapping[str, np.ndarray], human: np.ndarray, score_type: str, seeds: Sequence[str], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """results.json's "metrics" and "differences": every metric with bootstrap CIs; random-k per seed + summary."""
+    metrics: dict[str, Any] = {}
+    for name in (*BASELINES, *SELECTED):
+        metrics[name] = agreement(as_distance(name, values[name]), human, score_type, n_boot, seed)
+    per_seed = {s: agreement(values[s], human, score_type, n_boot, seed) for s in seeds}
+    metrics["random"] = {"summary": summarize_seeds(per_seed), "n_seeds": len(seeds), "seeds": per_seed}
+    return {"metrics": metrics, "differences": paired_differences(values, human, score_type, seeds, n_boot, seed)}
+
+
+# ------------------------------------------------------------------------------------------------------ claim
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (NaN stays NaN): the per-layer tests are many, the claim is one."""
+    p = np.asarray(p, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(p))
+    out = np.full(p.shape, np.nan)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def mean_rho_permutation_test(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], n_permutations: int, seed: int
+) -> dict[str, float]:
+    """One test over all layers: the mean across layers of Spearman's rho, with a two-sided permutation p-value.
+
+    The null permutes y against x *within* each layer (layers stay separate, as PE is normalised per layer), so
+    every layer contributes one permuted rho per permutation and their mean forms the null distribution;
+    p = (1 + #{|mean_perm| ≥ |mean_obs|}) / (1 + n_permutations), as `spearman_permutation_test`.
+    """
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    observed, null = [], np.zeros(n_permutations)
+    used = 0
+    for x, y in pairs:
+        rx, ry = rankdata(x), rankdata(y)
+        rx, ry = rx - rx.mean(), ry - ry.mean()
+        den = float(np.sqrt((rx @ rx) * (ry @ ry)))
+        if x.size < 3 or den == 0:
+            continue
+        used += 1
+        observed.append(float(rx @ ry) / den)
+        step = max(1, 2_000_000 // x.size)
+        for start in range(0, n_permutations, step):
+            m = min(step, n_permutations - start)
+            null[start:start + m] += rng.permuted(np.broadcast_to(ry, (m, ry.size)), axis=1) @ rx / den
+    if not used:
+        return {"mean_rho": float("nan"), "p_value": float("nan"), "n_layers": 0}
+    mean_obs = float(np.mean(observed))
+    null /= used
+    hits = int((np.abs(null) >= abs(mean_obs) - 1e-12).sum())
+    return {"mean_rho": mean_obs, "p_value": (1 + hits) / (1 + n_permutations), "n_layers": used,
+            "n_permutations": int(n_permutations), "seed": int(seed)}
+
+
+def channel_srcc(channels: Mapping[str, np.ndarray], human: np.ndarray, score_type: str) -> dict[str, np.ndarray]:
+    """Each channel's single-channel distance SRCC with the human scores (positive = agreement; NaN if constant)."""
+    return {k: srcc_rows(orient(v.T, score_type), human) for k, v in channels.items()}
+
+
+def pe_vs_agreement(
+    base: Selection, srcc: Mapping[str, np.ndarray], fraction: float, n_permutations: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per layer: Spearman(PE, single-channel SRCC) across channels with a permutation p-value; per-channel table.
+
+    Channels whose distance is constant over the pairs (never active) have no SRCC and are left out.
+    The primary test uses every other channel (unresponsive channels carry PE = 0, as in the selection);
+    `rho_responsive` repeats it without them, since their PE = 0 is assigned, not measured.
+    """
+    if base.pe is None:
+        raise InputError("the selection carries no PE (use the selection.json written by `psychofeat analyze`).")
+    rows, chans = [], []
+    for k, s in srcc.items():
+        pe = base.pe[k]
+        dead = base.unresponsive[k] if base.unresponsive is not None else np.zeros(pe.size, bool)
+        ok = np.isfinite(s)
+        top = np.zeros(pe.size, bool)
+        top[base.select("top", fraction).channels[k]] = True
+        res = spearman_permutation_test(pe[ok], s[ok], n_permutations, seed) if ok.sum() >= 3 else None
+        resp = ok & ~dead
+        res_r = spearman_permutation_test(pe[resp], s[resp], n_permutations, seed) if resp.sum() >= 3 else None
+        best = int(np.nanargmax(s)) if ok.any() else -1
+        rows.append({
+            "layer": k, "n_channels": pe.size, "n_with_srcc": int(ok.sum()), "n_unresponsive": int(dead.sum()),
+            "rho": res.rho if res else np.nan, "p_value": res.p_value if res else np.nan,
+            "rho_responsive": res_r.rho if res_r else np.nan, "p_responsive": res_r.p_value if res_r else np.nan,
+            "channel_srcc_median": float(np.nanmedian(s)) if ok.any() else np.nan,
+            "channel_srcc_top_mean": float(np.nanmean(s[top & ok])) if (top & ok).any() else np.nan,
+            "channel_srcc_rest_mean": float(np.nanmean(s[~top & ok])) if (~top & ok).any() else np.nan,
+            "best_channel": f"{k}:{best}" if best >= 0 else "",
+            "best_channel_srcc": float(s[best]) if best >= 0 else np.nan,
+        })
+        chans.append(pd.DataFrame({"layer": k, "channel": np.arange(pe.size),
+                                   "name": [f"{k}:{c}" for c in range(pe.size)],
+                                   "pe": pe, "unresponsive": dead, "in_top": top, "srcc": s}))
+    table = pd.DataFrame(rows)
+    table.insert(6, "p_holm", holm(table["p_value"].to_numpy()))
+    return table, pd.concat(chans, ignore_index=True)
+
+
+def pooled_pe_tests(channels: pd.DataFrame, n_permutations: int, seed: int) -> dict[str, dict[str, float]]:
+    """The per-layer question asked once for the network: mean rho over layers (all / responsive channels)."""
+    ok = channels["srcc"].notna()
+    out = {}
+    for label, keep in (("all_channels", ok), ("responsive", ok & ~channels["unresponsive"].astype(bool))):
+        d = channels[keep]
+        pairs = [(g["pe"].to_numpy(float), g["srcc"].to_numpy(float)) for _, g in d.groupby("layer", sort=False)]
+        out[label] = mean_rho_permutation_test(pairs, n_permutations, seed)
+    return out
+
+
+def curve_table(
+    per_layer: np.ndarray, bank: SelectionBank, points: Sequence[CurvePoint], human: np.ndarray, score_type: str
+) -> pd.DataFrame:
+    """SRCC of every curve selection (one row per method, fraction and seed)."""
+    combined = combine_layers(per_layer)
+    cols = [bank.column[p.name] for p in points]
+    rho = srcc_rows(orient(combined[:, cols].T, score_type), human)
+    return pd.DataFrame({"method": [p.method for p in points], "fraction": [p.fraction for p in points],
+                         "seed": [p.seed if p.seed is not None else -1 for p in points], "srcc": rho})
+
+
+def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per fraction: top, bottom, and random mean, sd, 5th/95th percentile, min and max over seeds."""
+    rows = []
+    for f, g in curve.groupby("fraction", sort=True):
+        r = g.loc[g.method == "random", "srcc"].to_numpy()
+        rows.append({
+            "fraction": f,
+            "top": float(g.loc[g.method == "top", "srcc"].iloc[0]),
+            "bottom": float(g.loc[g.method == "bottom", "srcc"].iloc[0]),
+            "random_mean": float(r.mean()), "random_sd": float(r.std(ddof=1)) if r.size > 1 else 0.0,
+            "random_q05": float(np.quantile(r, 0.05)), "random_q95": float(np.quantile(r, 0.95)),
+            "random_min": float(r.min()), "random_max": float(r.max()), "n_seeds": int(r.size),
+        })
+    return pd.DataFrame(rows)
+
+
+def layer_breakdown(
+    per_layer: np.ndarray,
+    bank: SelectionBank,
+    names: Sequence[str],
+    seeds: Sequence[str],
+    human: np.ndarray,
+    score_type: str,
+) -> pd.DataFrame:
+    """SRCC of each layer's own distance for top/bottom/all/random-k: where an effect comes from."""
+    rows = []
+    for li, k in enumerate(bank.layers):
+        def rho(cols: list[int], li: int = li) -> np.ndarray:
+            return srcc_rows(orient(per_layer[:, li, cols].T, score_type), human)
+
+        main = rho([bank.column[n] for n in names])
+        rnd = rho([bank.column[s] for s in seeds])
+        row = {"layer": k, **{f"srcc_{n}": float(v) for n, v in zip(names, main)}}
+        row.update({"srcc_random_mean": float(np.nanmean(rnd)),
+                    "srcc_random_sd": float(np.nanstd(rnd, ddof=1)) if rnd.size > 1 else 0.0})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class ClaimResult:
+    layers: pd.DataFrame  # per-layer PE vs single-channel agreement
+    channels: pd.DataFrame  # per channel: PE, SRCC
+    curve: pd.DataFrame  # per selection of the curve
+    curve_summary: pd.DataFrame
+    layer_breakdown: pd.DataFrame
+    pooled: dict[str, dict[str, float]]  # mean rho over layers with a within-layer permutation p-value
+    n_permutations: int
+    perm_seed: int
+
+
+# ------------------------------------------------------------------------------------------------ the whole run
+@dataclass
+class IqaResult:
+    config: IqaConfig
+    dataset: FullReferenceDataset
+    selection: Selection  # the analysis selection (PE of every channel), restricted to the run's layers
+    per_image: pd.DataFrame
+    results: dict[str, Any]
+    claim: ClaimResult | None
+    channel_distances: dict[str, np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_full_reference(config: IqaConfig) -> FullReferenceDataset:
+    ds = load_dataset(config.dataset, config.root)
+    if isinstance(ds, TwoAFCDataset):
+        raise InputError(
+            f"{config.dataset} is a 2AFC set; iqa needs a full-reference set with MOS or DMOS "
+            "(live-subset, live, csiq, tid2013, kadid10k, pipal or a CSV)."
+        )
+    return ds
+
+
+def obtain_selection(
+    config: IqaConfig, backbone: Backbone, analyze_out: Path | None, log: Callable[[str], None]
+) -> tuple[Selection, dict[str, Any]]:
+    """The selection file given, or a fresh `psychofeat analyze` with default settings (stimuli only).
+
+    Without --selection the network is analysed first, exactly as `psychofeat analyze --model M --weights W`
+    would, and its outputs are kept in `analyze_out` so the selection used can be inspected and reused.
+    """
+    if config.selection is not None:
+        from psychofeat.io import sha256_file
+
+        sel = Selection.load(config.selection)
+        src = {"path": str(Path(config.selection).resolve()), "sha256": sha256_file(config.selection),
+               "generated_by_this_run": False}
+    else:
+        from psychofeat.experiments.analyze import AnalysisConfig, analyze, write_analysis
+
+        log(f"no --selection given: analysing {backbone.name} ({backbone.weights_info.source}) with the default "
+            "stimuli first (psychofeat analyze); this takes a few minutes")
+        t0 = time.perf_counter()
+        res = analyze(backbone, list(config.layers) if config.layers else None, AnalysisConfig(),
+                      device=config.device, dtype=config.dtype)
+        if analyze_out is not None:
+            write_analysis(res, analyze_out, report=False)
+        sel = res.selection
+        src = {"path": str(analyze_out / "selection.json") if analyze_out is not None else None,
+               "generated_by_this_run": True, "analysis_seconds": time.perf_counter() - t0}
+    if sel.pe is None:
+        raise InputError("the selection file carries no PE ranking; give the selection.json of `psychofeat analyze`.")
+    sel.check_compatible(backbone.name, backbone.layer_channels(list(sel.n_channels)),
+                         backbone.weights_info.params_sha256)
+    src.update({"model": sel.model, "weights": sel.weights, "layers": list(sel.n_channels),
+                "analysis": sel.provenance.get("analysis")})
+    return sel, src
+
+
+def _per_image_frame(ds: FullReferenceDataset, values: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    frame = ds.to_frame()
+    if ds.root is not None:
+        for col in ("distorted", "reference"):
+            frame[col] = [os.path.relpath(p, ds.root) if Path(p).is_relative_to(ds.root) else p for p in frame[col]]
+    frame = frame.rename(columns={"score": "human_score"})
+    for name, v in values.items():
+        frame["psnr_db" if name == "psnr" else name] = v
+    return frame
+
+
+def run_iqa(
+    config: IqaConfig,
+    analyze_out: Path | None = None,
+    backbone: Backbone | None = None,
+    dataset: FullReferenceDataset | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    progress: bool = True,
+) -> IqaResult:
+    """The whole experiment: dataset checks, selection, one pass over the pairs, statistics (and the claim).
+
+    `backbone` / `dataset` replace `config.model`+`config.weights` / `config.dataset`+`config.root` (library use:
+    e.g. a dataset built with `load_dataset(name, root, scores=...)` or a wrapped custom network).
+    """
+    import psychofeat.backbones as B
+
+    t_start, cpu_start, load_start = time.perf_counter(), time.process_time(), os.getloadavg()
+    ds = dataset if dataset is not None else load_full_reference(config)  # missing files: all listed in one error
+    conversions = preflight(ds, config.resize)
+    net = backbone if backbone is not None else B.load_backbone(
+        config.model, config.weights, device=config.device, preprocessing=config.preprocessing)
+    full, sel_source = obtain_selection(config, net, analyze_out, log)
+    layers = [net.canonical_layer(k) for k in config.layers] if config.layers else full.layers
+    base = full.restrict(layers)  # PE per channel of the run's layers; selections are derived from `full`
+    n_channels = net.layer_channels(layers)
+
+    head = headline_selections(full, layers, config.fraction, config.n_seeds)
+    seeds = [random_name(s) for s in range(config.n_seeds)]
+    selections: dict[str, Selection] = dict(head)
+    points: list[CurvePoint] = []
+    if config.claim:
+        curve_sels, points = curve_selections(full, layers, config.curve_fractions, config.n_seeds)
+        selections.update(curve_sels)
+    bank = SelectionBank(selections, layers, n_channels, config.mode, config.eps, config.device)
+    verify = {k: head[k] for k in ("top", "bottom", "all", seeds[0])}
+    t_prep = time.perf_counter()
+    pv = measure_pairs(ds, net, bank, verify, config.resize, config.device, config.dtype, progress, config.threads)
+    t_pairs = time.perf_counter()
+
+    human = ds.scores
+    names = [*SELECTED, *seeds]
+    values = metric_values(pv, bank, names)
+    with _threads(1):
+        results = agreement_results(values, human, ds.score_type, seeds, config.n_boot, config.boot_seed)
+    t_stats = time.perf_counter()
+    claim = None
+    if config.claim:
+        srcc = channel_srcc(pv.channels, human, ds.score_type)
+        layer_table, chan_table = pe_vs_agreement(base, srcc, config.fraction, config.n_permutations, config.perm_seed)
+        curve = curve_table(pv.per_layer, bank, points, human, ds.score_type)
+        claim = ClaimResult(layer_table, chan_table, curve, curve_summary(curve),
+                            layer_breakdown(pv.per_layer, bank, list(SELECTED), seeds, human, ds.score_type),
+                            pooled_pe_tests(chan_table, config.n_permutations, config.perm_seed),
+                            config.n_permutations, config.perm_seed)
+    t_end = time.perf_counter()
+
+    ordered = {"psnr": values["psnr"], "ssim": values["ssim"], **{n: values[n] for n in names}}
+    results = {
+        "format": FORMAT,
+        "dataset": {"name": ds.name, "n_pairs": len(ds), "n_references": len(ds.references()),
+                    "score_type": ds.score_type, "root": str(ds.root) if ds.root else None},
+        "model": net.name, "weights": net.weights_info.to_dict(), "layers": layers, "mode": config.mode,
+        "fraction": config.fraction, "n_seeds": config.n_seeds, "layer_weights": "1/#layers",
+        "n_selected": {n: head[n].n_selected() for n in ("top", "bottom", "all", seeds[0])},
+        "statistics": {"n_boot": config.n_boot, "seed": config.boot_seed, "ci_level": 0.95,
+                       "sign": "positive = agreement with humans (distances vs DMOS as is, vs MOS negated; "
+                               "PSNR and SSIM negated first, being similarities)"},
+        **results,
+    }
+    info = {
+        "config": config.to_dict(),
+        "selection_source": sel_source,
+        "conversions": conversions,
+        "verification": pv.verification,
+        "n_selection_columns": bank.n_columns,
+        "timing_s": {"setup": t_prep - t_start, "pairs_total": t_pairs - t_prep, **pv.timing_s,
+                     "agreement": t_stats - t_pairs, "claim": t_end - t_stats, "total": t_end - t_start,
+                     "cpu_total": time.process_time() - cpu_start,
+                     "forward_threads": config.threads or torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                     "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())},
+    }
+    return IqaResult(config, ds, base, _per_image_frame(ds, ordered), results, claim, pv.channels, info)
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per compared metric (random-k: the mean over seeds, with its sd) — the table quoted in notes."""
+    rows = []
+    metrics = results["metrics"]
+    for name in (*BASELINES, *SELECTED):
+        r = metrics[name]
+        rows.append({"metric": name, **{k: r[k] for k in ("srcc", "srcc_lo", "srcc_hi", "krcc", "krcc_lo", "krcc_hi",
+                                                       "plcc", "plcc_lo", "plcc_hi", "rmse", "rmse_lo", "rmse_hi")}})
+    summ = metrics["random"]["summary"]
+    row: dict[str, Any] = {"metric": f"random (mean of {metrics['random']['n_seeds']} seeds)"}
+    for key in ("srcc", "krcc", "plcc", "rmse"):
+        row[key] = summ[key]["mean"]
+        row[f"{key}_sd"] = summ[key]["sd"]
+    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claim_json(claim: ClaimResult) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "n_permutations": claim.n_permutations,
+        "perm_seed": claim.perm_seed,
+        "test": "per layer: Spearman rho across channels between PE and the channel's single-channel distance SRCC "
+                "with the human scores; two-sided permutation p (Phipson & Smyth); p_holm: Holm-adjusted over layers",
+        "pooled": claim.pooled,
+        "pooled_test": "mean over layers of the per-layer rho; the null permutes within each layer",
+        "layers": claim.layers.to_dict(orient="records"),
+        "curve_summary": claim.curve_summary.to_dict(orient="records"),
+        "layer_breakdown": claim.layer_breakdown.to_dict(orient="records"),
+    }
+
+
+def write_outputs(result: IqaResult, out: Path, report: bool = True) -> dict[str, Any]:
+    """results.json, per_image.csv (+ claim files), manifest.json and report.html, each written atomically."""
+    from psychofeat.io import provenance, write_json, write_npz, write_table
+
+    out = Path(out)
+    outputs = ["results.json", "per_image.csv"]
+    write_json(out / "results.json", result.results)
+    write_table(out / "per_image.csv", result.per_image)
+    if result.claim is not None:
+        c = result.claim
+        write_table(out / "claim.csv", c.layers)
+        write_table(out / "claim_channels.csv", c.channels)
+        write_table(out / "claim_curve.csv", c.curve)
+        write_table(out / "claim_curve_summary.csv", c.curve_summary)
+        write_table(out / "claim_layer_breakdown.csv", c.layer_breakdown)
+        write_json(out / "claim.json", claim_json(c))
+        write_npz(out / "channel_distances.npz", **result.channel_distances, human_score=result.dataset.scores)
+        outputs += ["claim.csv", "claim_channels.csv", "claim_curve.csv", "claim_curve_summary.csv",
+                    "claim_layer_breakdown.csv", "claim.json", "channel_distances.npz"]
+    outputs += ["manifest.json"] + (["report.html"] if report else [])
+    ds = result.dataset
+    manifest = provenance(
+        experiment="iqa-claim" if result.config.claim else "iqa",
+        dataset={"name": ds.name, "root": str(ds.root) if ds.root else None, "n_pairs": len(ds),
+                 "n_references": len(ds.references()), "score_type": ds.score_type},
+        model=result.results["model"], weights=result.results["weights"], layers=result.results["layers"],
+        **result.info, outputs=outputs,
+    )
+    write_json(out / "manifest.json", manifest)
+    if report:
+        from psychofeat.experiments.iqa_report import build_report
+
+        build_report(result, manifest).write(out / "report.html")
+    return manifest
