@@ -20,6 +20,7 @@ from psychofeat.datasets import MissingFilesError, load_dataset, load_pair
 from psychofeat.distance import channel_distances, layer_distance_map
 from psychofeat.errors import InputError, WeightsError
 from psychofeat.experiments import iqa as I
+from psychofeat import distance_bank as B
 from psychofeat.metric import ChannelDistances, PerceptualDistance
 from psychofeat.selection import Selection
 
@@ -141,7 +142,7 @@ def test_bank_equals_shared_core_including_silent_positions(mode: str) -> None:
               "b": np.sort(rng.choice(40, min(40, 3 * size), replace=False))}
         sels[f"s{i}"] = Selection(model="m", channels=ch, n_channels=n_ch)
     sels["dup"] = sels["s3"]
-    bank = I.SelectionBank(sels, ["a", "b"], n_ch, mode)
+    bank = B.SelectionBank(sels, ["a", "b"], n_ch, mode)
     assert bank.n_columns == 4 and bank.column["dup"] == bank.column["s3"]
     got, chans = bank.compare(fx, bank.reference(fy))
     for name, sel in sels.items():
@@ -162,7 +163,7 @@ def test_bank_results_do_not_depend_on_the_position_blocks() -> None:
     fx, fy = _relu_features(rng, 32, 30, 40, 0.1), _relu_features(rng, 32, 30, 40, 0.1)
     sels = {f"s{i}": Selection(model="m", channels={"a": np.sort(rng.choice(32, 8, replace=False))},
                                n_channels={"a": 32}) for i in range(5)}
-    bank = I.SelectionBank(sels, ["a"], {"a": 32})
+    bank = B.SelectionBank(sels, ["a"], {"a": 32})
     results = []
     for block in (64, 1000, 1200):
         bank.block = block
@@ -176,14 +177,14 @@ def test_distance_from_sums_exact_cases() -> None:
     y = torch.tensor([[3.0, 4.0]])
 
     def d(x: torch.Tensor) -> float:
-        b, by = I.reference_terms((y * y).sum(1), 1e-10)
-        return float(I.distance_from_sums((x * x).sum(1), ((x - y) ** 2).sum(1), b, by, 1e-10))
+        b, by = B.reference_terms((y * y).sum(1), 1e-10)
+        return float(B.distance_from_sums((x * x).sum(1), ((x - y) ** 2).sum(1), b, by, 1e-10))
 
     assert d(torch.zeros(1, 2)) == pytest.approx(1.0, rel=1e-6)  # x_S = 0: x̂ = 0, d = ‖ŷ‖² = 1
     assert d(2 * y) == pytest.approx(0.0, abs=1e-6)  # parallel
     assert d(torch.tensor([[4.0, -3.0]])) == pytest.approx(2.0, rel=1e-6)  # orthogonal
-    b, by = I.reference_terms(torch.zeros(1), 1e-10)  # y_S = 0: d = ‖x̂‖²
-    assert float(I.distance_from_sums(torch.tensor([25.0]), torch.tensor([25.0]), b, by, 1e-10)) == pytest.approx(1.0)
+    b, by = B.reference_terms(torch.zeros(1), 1e-10)  # y_S = 0: d = ‖x̂‖²
+    assert float(B.distance_from_sums(torch.tensor([25.0]), torch.tensor([25.0]), b, by, 1e-10)) == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------- the run against the module itself

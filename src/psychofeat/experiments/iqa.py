@@ -14,32 +14,21 @@ top/bottom/random selections as a function of k.
 
 The selection comes from the stimuli alone (`psychofeat analyze`); nothing here is fitted to the human scores.
 
-Cost (part 6). Every image goes through the network once: reference features once per reference image, one
-forward pass per distorted image capturing all layers. Every selection is then evaluated from those feature
-maps at once. For a selection S of a layer's channels and each position, the normalized distance needs only
-three sums over S, `Sxx = Σ x_m²`, `Syy = Σ y_m²` and `Sdd = Σ (x_m − y_m)²`, because with
-a = (Sxx + ε)^-½, b = (Syy + ε)^-½
-
-    Σ_{m∈S} (a x_m − b y_m)² = (a − b)(a Sxx − b Syy) + a b Sdd      (exact; see `distance_from_sums`)
-
-and the sums of *all* selections are one matrix product of the squared feature maps with a channel × selection
-0/1 mask. So the 23 headline selections (111 with the agreement-vs-k curve) cost two GEMMs per layer and image
-plus a few passes over positions × selections, instead of one `index_select` + `layer_distance_map` per
-selection: that route measured 0.9 s for one 25% selection of relu1_2 *alone* at 768×512 on this project's shared
-2-core machine, i.e. well over an hour for live-subset's 59 pairs × 23 selections × 13 layers, while the batched
-route took ~2 s per image for all 111 under the same load (docs/iqa.md). The shared core is still the reference: the first
-pair of every run is recomputed with `index_select` + `psychofeat.distance.layer_distance_map` for the headline
-selections and the run stops if they disagree (`verification` in manifest.json); the tests compare every pair of
-a fixture set with `PerceptualDistance` itself.
+Cost. Every image goes through the network once: reference features once per reference image, one forward
+pass per distorted image capturing all layers. Every selection is then evaluated from those feature maps at
+once by `psychofeat.distance_bank.SelectionBank` (three per-position sums and an exact identity instead of one
+`index_select` + distance per selection). The shared core stays the reference: the first pair of every run is
+recomputed with `psychofeat.distance.layer_distance_map` for the headline selections and the run stops if they
+disagree (`verification` in manifest.json); the tests compare every pair of a fixture set with
+`PerceptualDistance` itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +41,8 @@ from tqdm.auto import tqdm
 from psychofeat.backbones.base import Backbone
 from psychofeat.classic import psnr, ssim
 from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, check_same_size, load_dataset, resize_short_side
-from psychofeat.distance import DEFAULT_EPS, MODES, layer_distance_map
+from psychofeat.distance import DEFAULT_EPS, MODES
+from psychofeat.distance_bank import SelectionBank, direct_distances, single_threaded
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
 from psychofeat.images import check_pair, load_image
@@ -75,8 +65,6 @@ DEFAULT_CURVE_FRACTIONS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 PSNR_CAP_DB = 100.0
 #: the batched distances must equal the shared core's to this relative tolerance (float32 rounding is ~1e-6)
 VERIFY_RTOL = 1e-3
-#: positions × selections per block of the batched evaluation (256 KB per float32 temporary: stays in cache)
-BLOCK_ELEMENTS = 65_536
 #: names of the compared metrics in results.json / per_image.csv (random-k: random_seed<s> per seed)
 BASELINES = ("psnr", "ssim")
 SELECTED = ("top", "bottom", "all")
@@ -179,203 +167,6 @@ def curve_selections(
     return sels, points
 
 
-# ------------------------------------------------------------------------------------- batched selection core
-def reference_terms(syy: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """b = (Syy + ε)^-½ and b·Syy: what a reference contributes to `distance_from_sums` (computed once)."""
-    b = (syy + eps).rsqrt()
-    return b, b * syy
-
-
-def distance_from_sums(
-    sxx: torch.Tensor, sdd: torch.Tensor, b: torch.Tensor, by: torch.Tensor, eps: float
-) -> torch.Tensor:
-    """Σ_{m∈S} (φ̂_m(x) − φ̂_m(y))² per position from the sums of x² and (x − y)² over the channels S.
-
-    `b, by = reference_terms(Syy, eps)`. With a = (Sxx + ε)^-½ and b = (Syy + ε)^-½ (the unit normalisation of
-    `psychofeat.distance`, ε inside the root), expanding the square gives a²Sxx + b²Syy − 2ab·Sxy, and
-    substituting 2Sxy = Sxx + Syy − Sdd gives
-
-        (a − b)(a·Sxx − b·Syy) + a·b·Sdd.
-
-    This form is used because for small distortions both terms are of the size of the result (the a²Sxx + b²Syy
-    − 2ab·Sxy form subtracts numbers near 1 from each other). Where every selected channel of one image is 0
-    (ReLU), a (or b) = ε^-½ is huge and the terms cancel; there the exact value is used: b²Syy where x_S = 0,
-    a²Sxx where y_S = 0.
-
-    Accuracy in float32: ~1e-7 relative to a·b·Sdd, i.e. ~1e-6 of the distance for the distortions of IQA sets.
-    The one regime where it is worse is feature vectors that are nearly parallel (x ≈ λy, a pure change of
-    feature contrast), where the distance is a small remainder of the two terms (tested against that bound).
-    The elementwise route of the shared core is more accurate there; no ranking of IQA images is affected.
-    """
-    a = (sxx + eps).rsqrt_()
-    d = a * sxx
-    d.sub_(by).mul_(a - b).addcmul_(a * b, sdd)
-    x_zero = sxx == 0
-    if bool(x_zero.any()):
-        d[x_zero] = b[x_zero] * by[x_zero]
-    y_zero = by == 0
-    if bool(y_zero.any()):
-        d[y_zero] = a[y_zero].square() * sxx[y_zero]
-    return d
-
-
-def _rows(f: torch.Tensor) -> torch.Tensor:
-    """A 1×C×H×W feature map as positions × channels (a free view of a channels-last map)."""
-    if f.ndim != 4 or f.shape[0] != 1:
-        raise InputError(f"expected one feature map 1×C×H×W, got {tuple(f.shape)}.")
-    return f[0].permute(1, 2, 0).reshape(-1, f.shape[1])
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run with `n` intra-op threads (None: unchanged).
-
-    The per-position work on the selection sums is many short operations; when the CPU cores are shared with
-    other processes, OpenMP barriers wait for descheduled threads and 2 threads were measured 10-40x slower
-    than 1 on this project's 2-core machine under load. The forward passes keep torch's setting.
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@dataclass
-class ReferenceStats:
-    """What a reference contributes to every comparison, per layer: feature rows, b and b·Syy per selection
-    (see `distance_from_sums`) and the mean squared activation per channel."""
-
-    rows: dict[str, torch.Tensor]
-    b: dict[str, torch.Tensor]
-    by: dict[str, torch.Tensor]
-    y2_mean: dict[str, torch.Tensor]
-
-
-class SelectionBank:
-    """Many channel selections of the same layers, evaluated together from stored feature maps.
-
-    Identical channel sets (e.g. top-100% and all) share one column. Results per layer equal the shared core's
-    `layer_distance_map(...).mean()` up to float32 rounding (see `distance_from_sums`). Positions are processed
-    in blocks of about `BLOCK_ELEMENTS / columns` so that the per-position temporaries stay in the CPU cache.
-    """
-
-    def __init__(
-        self,
-        selections: Mapping[str, Selection],
-        layers: Sequence[str],
-        n_channels: Mapping[str, int],
-        mode: str = "normalized",
-        eps: float = DEFAULT_EPS,
-        device: str | torch.device = "cpu",
-    ) -> None:
-        if mode not in MODES:
-            raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
-        if not selections:
-            raise InputError("no selections to evaluate.")
-        self.layers = list(layers)
-        self.mode = mode
-        self.eps = float(eps)
-        self.device = torch.device(device)
-        self.column: dict[str, int] = {}
-        unique: dict[bytes, int] = {}
-        columns: list[Selection] = []
-        for name, sel in selections.items():
-            key = b"|".join(np.asarray(sel.channels[k], dtype=np.int64).tobytes() for k in self.layers)
-            if key not in unique:
-                unique[key] = len(columns)
-                columns.append(sel)
-            self.column[name] = unique[key]
-        self.n_columns = len(columns)
-        self.block = max(64, BLOCK_ELEMENTS // self.n_columns)
-        self.masks: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, torch.Tensor] = {}
-        for k in self.layers:
-            mask = torch.zeros(int(n_channels[k]), self.n_columns, dtype=torch.float32)
-            for j, sel in enumerate(columns):  # a loop over selections; channels are set in one indexed write
-                idx = torch.as_tensor(np.asarray(sel.channels[k], dtype=np.int64))
-                if idx.numel() == 0:
-                    raise InputError(f"a selection has no channels in layer {k!r}.")
-                mask[idx, j] = 1.0
-            self.masks[k] = mask.to(self.device)
-            self.counts[k] = mask.sum(dim=0).to(self.device)
-
-    def _blocks(self, n_rows: int) -> list[slice]:
-        return [slice(s, min(s + self.block, n_rows)) for s in range(0, n_rows, self.block)]
-
-    def _cpu_threads(self) -> int | None:
-        return 1 if self.device.type == "cpu" else None
-
-    def reference(self, fy: Mapping[str, torch.Tensor]) -> ReferenceStats:
-        """Per-selection terms of the reference's features (once per reference image)."""
-        rows, bs, bys, y2m = {}, {}, {}, {}
-        with torch.no_grad(), _threads(self._cpu_threads()):
-            for k in self.layers:
-                y = _rows(fy[k].float())
-                rows[k] = y
-                y2m[k] = y.square().mean(dim=0)
-                if self.mode == "normalized":
-                    b = torch.empty(y.shape[0], self.n_columns, device=y.device)
-                    by = torch.empty_like(b)
-                    for blk in self._blocks(y.shape[0]):
-                        b[blk], by[blk] = reference_terms(y[blk].square() @ self.masks[k], self.eps)
-                    bs[k], bys[k] = b, by
-        return ReferenceStats(rows, bs, bys, y2m)
-
-    def compare(self, fx: Mapping[str, torch.Tensor], ref: ReferenceStats) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(per-layer distances L×columns, {layer: single-channel distances C}) of one distorted image."""
-        per_layer = np.empty((len(self.layers), self.n_columns), dtype=np.float64)
-        channels: dict[str, np.ndarray] = {}
-        with torch.no_grad(), _threads(self._cpu_threads()):
-            for li, k in enumerate(self.layers):
-                x = _rows(fx[k].float())
-                y = ref.rows[k]
-                if x.shape != y.shape:
-                    raise InputError(f"layer {k}: features of shape {tuple(x.shape)} vs reference {tuple(y.shape)}.")
-                mask = self.masks[k]
-                acc = torch.zeros(self.n_columns, dtype=torch.float64, device=x.device)
-                d2_sum = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
-                for blk in self._blocks(x.shape[0]):
-                    xb = x[blk]
-                    d2 = (xb - y[blk]).square_()
-                    d2_sum += d2.sum(dim=0, dtype=torch.float64)
-                    sdd = d2 @ mask
-                    if self.mode == "normalized":
-                        sdd = distance_from_sums(xb.square() @ mask, sdd, ref.b[k][blk], ref.by[k][blk], self.eps)
-                    acc += sdd.sum(dim=0, dtype=torch.float64)  # float64: the result does not depend on the blocks
-                n_pos = x.shape[0]
-                value = acc / n_pos if self.mode == "normalized" else acc / (n_pos * self.counts[k].double())
-                per_layer[li] = value.cpu().numpy()
-                channels[k] = (d2_sum / n_pos / (ref.y2_mean[k].double() + self.eps)).cpu().numpy()
-        return per_layer, channels
-
-
-def direct_distances(
-    fx: Mapping[str, torch.Tensor],
-    fy: Mapping[str, torch.Tensor],
-    selections: Mapping[str, Selection],
-    mode: str,
-    eps: float,
-) -> dict[str, np.ndarray]:
-    """Per-layer distances of each selection with the shared core (`index_select` + `layer_distance_map`)."""
-    out: dict[str, np.ndarray] = {}
-    layers = list(next(iter(selections.values())).channels)
-    dense_x = {k: fx[k].float().contiguous() for k in layers}  # index_select on channels-last maps is slow
-    dense_y = {k: fy[k].float().contiguous() for k in layers}
-    for name, sel in selections.items():
-        vals = []
-        for k in layers:
-            idx = torch.as_tensor(np.asarray(sel.channels[k], dtype=np.int64), device=dense_x[k].device)
-            m = layer_distance_map(dense_x[k].index_select(1, idx), dense_y[k].index_select(1, idx), mode, eps)
-            vals.append(float(m.mean()))
-        out[name] = np.asarray(vals)
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- image pairs
 def _image_header(path: Path) -> tuple[tuple[int, int], str]:
     from PIL import Image, UnidentifiedImageError
@@ -469,7 +260,7 @@ def measure_pairs(
         y_raw = load_image(ref_path)
         y = resize_short_side(y_raw, short_side) if short_side else y_raw
         t0 = time.perf_counter()
-        with _threads(threads):
+        with single_threaded(threads):
             fy = _features(extractor, y, dev, dt)
         t1 = time.perf_counter()
         ref = bank.reference(fy)
@@ -481,14 +272,14 @@ def measure_pairs(
             x = resize_short_side(x_raw, short_side) if short_side else x_raw
             check_pair(x, y, MIN_SIZE, names=(str(sample.distorted), str(ref_path)))
             t0 = time.perf_counter()
-            with _threads(threads):
+            with single_threaded(threads):
                 fx = _features(extractor, x, dev, dt)
             t1 = time.perf_counter()
             per_layer[i], chans = bank.compare(fx, ref)
             t2 = time.perf_counter()
             for k, v in chans.items():
                 channels.setdefault(k, np.full((n, v.size), np.nan))[i] = v
-            with _threads(light):
+            with single_threaded(light):
                 if not verification:
                     verification = verify_pair(fx, fy, bank, per_layer[i], verify, str(sample.distorted))
                     verification["seconds"] = time.perf_counter() - t2
@@ -895,7 +686,7 @@ def run_iqa(
     human = ds.scores
     names = [*SELECTED, *seeds]
     values = metric_values(pv, bank, names)
-    with _threads(1):
+    with single_threaded(1):
         results = agreement_results(values, human, ds.score_type, seeds, config.n_boot, config.boot_seed)
     t_stats = time.perf_counter()
     claim = None
