@@ -1,9 +1,13 @@
-"""Human vision data and tests: castleCSF's contrast-sensitivity measurements and the CSF check.
+"""Human vision: castleCSF's measurements and the tests built on them.
 
-`psychofeat.hvs.data` loads the measurements (with selections for achromatic, foveal, static and ModelFest
-rows); `psychofeat.hvs.csf_check` compares the CSF models of `psychofeat.csf` with them
-(``psychofeat hvs csf-check``). Only the loader is re-exported here; import `psychofeat.hvs.csf_check` explicitly
-(it pulls in matplotlib for its report).
+- `psychofeat.hvs.data`: the measurements, with selections of achromatic, foveal, static and ModelFest rows;
+- `psychofeat.hvs.csf_check`: CSF models vs the data (``psychofeat hvs csf-check``);
+- `psychofeat.hvs.network_csf`: a network's own contrast sensitivity per layer (``psychofeat hvs network-csf``);
+- `psychofeat.hvs.threshold_stimuli`: data rows rendered at their human threshold contrast;
+- `psychofeat.hvs.detection` (+ `detection_report`): do metrics predict human detection thresholds?
+  (``psychofeat hvs detect``).
+
+Only the loader is re-exported here; the others pull in matplotlib or torch and are imported explicitly.
 """
 
 from __future__ import annotations
