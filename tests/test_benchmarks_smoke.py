@@ -1,0 +1,78 @@
+"""Smoke test of the benchmark code path (`python -m benchmarks metric`): tiny input, random weights, one repeat.
+
+No timing is asserted (timings on a shared CI machine mean nothing); the test checks that the code runs end to end
+and that the JSON it writes has the documented structure. lpips is optional (its own venv; see
+benchmarks/requirements.txt): without it the lpips rows are absent and the JSON says why.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _selection_file(tmp_path: Path) -> Path:
+    """A selection.json for random:0 VGG-16 weights with synthetic PE values (only its shape matters here)."""
+    from psychofeat.backbones import load_backbone
+    from psychofeat.selection import Selection
+
+    bb = load_backbone("vgg16", "random:0")
+    rng = np.random.default_rng(0)
+    rows = [
+        {"layer": layer, "channel": c, "pe": float(rng.random()), "unresponsive": False}
+        for layer, n in bb.layer_channels(bb.metric_layers).items()
+        for c in range(n)
+    ]
+    weights = {"source": bb.weights_info.source, "params_sha256": bb.weights_info.params_sha256}
+    sel = Selection.from_scores(pd.DataFrame(rows), bb.name, weights, "top", 0.25)
+    return sel.save(tmp_path / "selection.json")
+
+
+def test_metric_benchmark_writes_documented_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.__main__ import main
+    from benchmarks.models import lpips_available
+
+    sel = _selection_file(tmp_path)
+    out = tmp_path / "bench.json"
+    rc = main(["metric", "--weights", "random:0", "--selection", str(sel), "--sizes", "32x32", "--pairs", "1",
+               "--repeats", "1", "--warmup", "0", "--dtypes", "fp32", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "acceptance" in printed and "psychofeat-all" in printed
+
+    payload = json.loads(out.read_text())
+    assert {"command", "machine", "loadavg_start", "benchmarks", "acceptance"} <= set(payload)
+    assert payload["machine"]["device"] == "cpu"
+    r = payload["benchmarks"]["metric"]
+    assert {"rows", "acceptance", "top25_selection", "lpips", "repeats", "loadavg_start", "wall_s"} <= set(r)
+    assert r["top25_selection"]["channels_per_layer"] == {"relu1_2": 16, "relu2_2": 32, "relu3_3": 64,
+                                                         "relu4_3": 128, "relu5_3": 128}
+    variants = {row["variant"] for row in r["rows"]}
+    expected = {"psychofeat-all", "psychofeat-top25", "psychofeat-all-ref", "trunk-cl", "trunk-nchw", "ceiling"}
+    has_lpips, _ = lpips_available()
+    if has_lpips:
+        expected.add("lpips")
+    assert variants == expected
+    for row in r["rows"]:
+        assert row["size"] == "32x32" and row["dtype"] == "fp32" and row["pairs_per_batch"] == 1
+        assert row["pairs_per_s"] > 0
+        if row["variant"] != "ceiling":
+            assert len(row["samples_ms"]) == 1 and row["median_ms"] > 0
+    ceiling = next(row for row in r["rows"] if row["variant"] == "ceiling")
+    assert ceiling["ceiling_from"] in ("trunk-cl", "trunk-nchw") and ceiling["vs_ceiling"] == 1.0
+    names = [a["target"] for a in payload["acceptance"]]
+    assert names == ["cpu 256x256 fp32: psychofeat-all / lpips >= 1.3",
+                     "cpu 256x256 fp32: psychofeat-top25 / psychofeat-all >= 1.0"]
+    # only 32x32 was measured: the 256x256 targets are reported as not evaluated, never guessed
+    assert all(a["value"] is None and a["met"] is None for a in payload["acceptance"])
+    if not has_lpips:
+        assert "lpips not importable" in r["lpips"]
