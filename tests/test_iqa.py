@@ -64,15 +64,6 @@ def make_set(folder: Path, n_ref: int = 3, levels: int = 3, score_type: str = "d
     return csv
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls when the cores are shared (much faster)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def backbone():
     return load_backbone("vgg16", "random")

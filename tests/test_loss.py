@@ -50,7 +50,7 @@ def test_gradient_descent_reduces_the_distance(losses) -> None:
     for _ in range(15):
         opt.zero_grad()
         v = losses["normalized"](pred, target)
-        first = float(v) if first is None else first
+        first = float(v.detach()) if first is None else first
         v.backward()
         opt.step()
     assert float(v) < 0.8 * first

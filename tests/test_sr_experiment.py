@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +34,6 @@ SMOKE = ["--tiny", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "2",
          "--log-every", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: tiny convolutions only thrash a busy 2-core machine with more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _synthetic_selection(path: Path, model: str = "vgg16", layers: dict[str, int] = LAYERS) -> Path:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +28,6 @@ TINY = ["--batch", "4", "--patch", "32", "--blocks", "2", "--channels", "16",
         "--train-pattern", "kodak24_kodim0[12]*", "--log-every", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """In-process runs use one thread, like the subprocesses, so both do identical floating-point work (and a
-    busy 2-core machine does not thrash)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _env(data_root: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from psychofeat.backbones import squeezenet as sq
 from psychofeat.backbones.vgg import VGG16Trunk, layer_paths
@@ -20,13 +19,6 @@ from psychofeat.errors import InputError
 from psychofeat.experiments.compare import CompareConfig, depth_fractions, pretrained_vs_controls, summarize
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Small tensors gain nothing from intra-op threads, and on a busy shared CPU their barriers cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_depth_fraction_counts_convolutions() -> None:

@@ -14,13 +14,6 @@ from psychofeat.backbones.verify import verify_classifier
 from psychofeat.config import weights_dir
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Small tensors gain nothing from intra-op threads, and on a busy shared CPU their barriers cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 MODELS = ["squeezenet1_1", "efficientnet_lite0"]

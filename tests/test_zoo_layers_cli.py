@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,6 @@ from psychofeat.backbones.squeezenet import SqueezeNet11
 from psychofeat.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Small tensors gain nothing from intra-op threads, and on a busy shared CPU their barriers cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_lists_squeezenet_layers_with_channels_and_sizes(capsys: pytest.CaptureFixture[str]) -> None:

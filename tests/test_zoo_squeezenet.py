@@ -18,13 +18,6 @@ from psychofeat.features import FeatureExtractor
 from psychofeat.weights.cache import read_manifest
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Small tensors gain nothing from intra-op threads, and on a busy shared CPU their barriers cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # torchvision.models.squeezenet1_1(): features index -> Fire(in, squeeze, expand1x1, expand3x3), from torchvision's
