@@ -17,11 +17,12 @@ bf16 is torch.autocast(bfloat16) for every variant (psychofeat's own `dtype="bfl
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from psychofeat.probe import compute_context
 
 from benchmarks.common import dtype_supported, loadavg, sync, time_interleaved
 from benchmarks.models import (
@@ -35,12 +36,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 #: (width, height): 256×256 and 768×512 as in the issue
 SIZES = [(256, 256), (768, 512)]
 DEFAULT_PAIRS = {"cpu": [4, 1], "cuda": [64, 16]}
-
-
-def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager[Any]:
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def run(
@@ -116,7 +111,7 @@ def _one_size(metrics: dict[str, Any], lp: Any, trunk_cl: Any, trunk_nchw: Any, 
     }
     if lp is not None:
         fns["lpips"] = lambda: lp(x, y, normalize=True)
-    with torch.inference_mode(), _autocast(dev, dt):
+    with torch.inference_mode(), compute_context(dev, dt):
         check = {k: fns[k]() for k in ("psychofeat-all", "psychofeat-top25", "psychofeat-all-ref")}
         if not all(bool(torch.isfinite(v).all()) for v in check.values()):
             raise RuntimeError(f"non-finite distances at {w}×{h} {dname}")

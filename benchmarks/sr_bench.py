@@ -47,7 +47,7 @@ def run(
     model_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from psychofeat.sr.model import SRResNetConfig, build_srresnet
-    from psychofeat.sr.train import TrainConfig, _autocast, build_criterion
+    from psychofeat.sr.train import TrainConfig, _autocast, build_criterion, train_step
 
     if selection_path is None:
         raise ValueError("the top-k loss needs a selection.json (benchmarks.models.top_selection writes one)")
@@ -73,13 +73,11 @@ def run(
         ac = _autocast(cfg, dev)
         amp = "none" if isinstance(ac, contextlib.nullcontext) else str(ac.fast_dtype)
 
-        def step(model: Any = model, optimizer: Any = optimizer, criterion: Any = criterion, cfg: Any = cfg) -> None:
-            with _autocast(cfg, dev):
-                sr = model(lr_batch)
-                out = criterion(sr, hr_batch)
-            optimizer.zero_grad(set_to_none=True)
-            out.backward()
-            optimizer.step()
+        scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16")
+
+        def step(model: Any = model, optimizer: Any = optimizer, criterion: Any = criterion, cfg: Any = cfg,
+                 scaler: Any = scaler) -> None:
+            train_step(model, criterion, optimizer, scaler, lr_batch, hr_batch, _autocast(cfg, dev))
 
         steps[loss] = step
     flops = {k: (_gflops(fn) if count_flops else None) for k, fn in steps.items()}

@@ -74,6 +74,9 @@ class PerceptualLoss(nn.Module):
         self.pixel_loss = pixel_loss
         self.channels_last = channels_last
         self.to(device)
+        if channels_last:
+            # weights in the inputs' layout, or every convolution re-lays them out on every call
+            self.core.backbone.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> PerceptualLoss:
         super().train(mode)

@@ -111,6 +111,19 @@ def _to_images(lum: torch.Tensor) -> torch.Tensor:
     return lum.to(torch.float32).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
 
 
+def _col(a: np.ndarray) -> torch.Tensor:
+    """A per-stimulus parameter vector as an N×1×1 tensor that broadcasts over the image."""
+    return torch.from_numpy(np.asarray(a, dtype=np.float64)).view(-1, 1, 1)
+
+
+def _linear_carrier(geometry: ViewingGeometry, f: np.ndarray, th: np.ndarray, ph: np.ndarray, size: int) -> torch.Tensor:
+    """sin(2π·(f/ppd)·(x cosθ + y sinθ) + φ) for each stimulus: N×S×S float64."""
+    x, y = _coords(size)
+    theta = np.deg2rad(th)
+    d = x.unsqueeze(0) * _col(np.cos(theta)) + y.unsqueeze(0) * _col(np.sin(theta))
+    return torch.sin(2 * math.pi * _col(geometry.cycles_per_pixel(f)) * d + _col(ph))
+
+
 def linear_grating(
     geometry: ViewingGeometry,
     freq_cpd: ArrayLike,
@@ -125,12 +138,7 @@ def linear_grating(
     f, th, ph, c = _broadcast(freq_cpd, orientation_deg, phase, contrast)
     _check_contrast(c)
     _check_mean(mean, c)
-    k = geometry.cycles_per_pixel(f)
-    x, y = _coords(size)
-    theta = np.deg2rad(th)
-    d = x.unsqueeze(0) * torch.from_numpy(np.cos(theta)).view(-1, 1, 1) + y.unsqueeze(0) * torch.from_numpy(np.sin(theta)).view(-1, 1, 1)
-    arg = 2 * math.pi * torch.from_numpy(k).view(-1, 1, 1) * d + torch.from_numpy(ph).view(-1, 1, 1)
-    lum = mean * (1 + torch.from_numpy(c).view(-1, 1, 1) * torch.sin(arg))
+    lum = mean * (1 + _col(c) * _linear_carrier(geometry, f, th, ph, size))
     return _to_images(lum)
 
 
@@ -147,11 +155,10 @@ def radial_grating(
     f, ph, c = _broadcast(freq_cpd, phase, contrast)
     _check_contrast(c)
     _check_mean(mean, c)
-    k = geometry.cycles_per_pixel(f)
     x, y = _coords(size)
     r = torch.sqrt(x**2 + y**2).unsqueeze(0)
-    arg = 2 * math.pi * torch.from_numpy(k).view(-1, 1, 1) * r + torch.from_numpy(ph).view(-1, 1, 1)
-    lum = mean * (1 + torch.from_numpy(c).view(-1, 1, 1) * torch.sin(arg))
+    arg = 2 * math.pi * _col(geometry.cycles_per_pixel(f)) * r + _col(ph)
+    lum = mean * (1 + _col(c) * torch.sin(arg))
     return _to_images(lum)
 
 
@@ -175,14 +182,11 @@ def gabor(
     _check_mean(mean, c)
     if np.any(sd <= 0) or not np.all(np.isfinite(sd)):
         raise InputError(f"Gabor envelope sigma must be positive (degrees), got {sd.min()}.")
-    k = geometry.cycles_per_pixel(f)
+    carrier = _linear_carrier(geometry, f, th, ph, size)
     x, y = _coords(size)
-    theta = np.deg2rad(th)
-    d = x.unsqueeze(0) * torch.from_numpy(np.cos(theta)).view(-1, 1, 1) + y.unsqueeze(0) * torch.from_numpy(np.sin(theta)).view(-1, 1, 1)
-    arg = 2 * math.pi * torch.from_numpy(k).view(-1, 1, 1) * d + torch.from_numpy(ph).view(-1, 1, 1)
-    sigma_px = torch.from_numpy(sd * geometry.ppd).view(-1, 1, 1)
+    sigma_px = _col(sd * geometry.ppd)
     env = torch.exp(-(x**2 + y**2).unsqueeze(0) / (2 * sigma_px**2))
-    lum = mean * (1 + torch.from_numpy(c).view(-1, 1, 1) * env * torch.sin(arg))
+    lum = mean * (1 + _col(c) * env * carrier)
     return _to_images(lum)
 
 

@@ -348,6 +348,29 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def train_step(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    lr_batch: torch.Tensor,
+    hr_batch: torch.Tensor,
+    autocast: Any,
+) -> torch.Tensor:
+    """One optimisation step (forward under `autocast`, scaled backward, optimizer step); returns the loss.
+
+    The training loop and the SR-step benchmark both call this, so what is timed is what is trained.
+    """
+    with autocast:
+        sr = model(lr_batch)
+        loss = criterion(sr, hr_batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
 def _set_determinism(cfg: TrainConfig, device: torch.device) -> None:
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -362,6 +385,10 @@ def _distributed_session(device: str) -> Iterator[DistContext]:
     ctx = init_distributed(device)
     try:
         yield ctx
+        if ctx.distributed:
+            # every rank leaves together: a rank tearing gloo down while rank 0 still writes its checkpoints
+            # aborted intermittently ("terminate called without an active exception", SIGABRT)
+            dist.barrier()
     finally:
         if ctx.distributed and dist.is_initialized():
             dist.destroy_process_group()
@@ -470,13 +497,7 @@ def _train(
         if on_cuda:  # pinned + non-blocking: the copy overlaps the previous step's kernels
             lr_batch = lr_batch.pin_memory().to(ctx.device, non_blocking=True)
             hr_batch = hr_batch.pin_memory().to(ctx.device, non_blocking=True)
-        with _autocast(cfg, ctx.device):
-            sr = model(lr_batch)
-            loss = criterion(sr, hr_batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss = train_step(model, criterion, optimizer, scaler, lr_batch, hr_batch, _autocast(cfg, ctx.device))
         done = step + 1
         loss_sum += loss.detach().float()
         steps_window += 1
@@ -535,4 +556,5 @@ __all__ = [
     "build_criterion",
     "init_distributed",
     "train",
+    "train_step",
 ]
