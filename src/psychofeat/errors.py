@@ -42,7 +42,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> 
     if close:
         msg += f" Did you mean: {', '.join(close)}?"
     shown = known if len(known) <= 40 else known[:40] + ["..."]
-    msg += f" Known {kind}s: {', '.join(shown)}."
+    msg += f" Known: {', '.join(shown)}."
     if hint:
         msg += f" {hint}"
     return UnknownNameError(msg)

@@ -42,12 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from psychofeat.backbones import load_backbone
+    from psychofeat.csf import get_csf
     from psychofeat.experiments.analyze import AnalysisConfig, analyze, write_analysis
     from psychofeat.experiments.analyze_report import layer_summary
     from psychofeat.io import prepare_out_dir
     from psychofeat.stimuli import ProbeProtocol
 
-    out = prepare_out_dir(args.out, args.overwrite)
     protocol = ProbeProtocol(
         ppd=args.ppd, size=args.size, contrast=args.contrast, n_freq=args.n_freq, n_orient=args.n_orient,
         n_phase=args.n_phase, n_orient_freq=args.n_orient_freq, freq_stimulus=args.freq_stimulus,
@@ -55,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     config = AnalysisConfig(protocol=protocol, csf=args.csf, luminance=args.luminance, combination=args.pe,
                             fraction=args.fraction, seed=args.seed, batch_size=args.batch_size)
     backbone = load_backbone(args.model, args.weights, device=args.device, preprocessing=args.preprocessing)
-    result = analyze(backbone, csv_list(args.layers), config, device=args.device, dtype=args.dtype)
+    layers = csv_list(args.layers)
+    for layer in layers or []:
+        backbone.resolve_layer(layer)  # unknown names fail before anything is written
+    get_csf(args.csf)
+    out = prepare_out_dir(args.out, args.overwrite)
+    result = analyze(backbone, layers, config, device=args.device, dtype=args.dtype)
     write_analysis(result, out, report=not args.no_report, net=backbone.net)
     summary = layer_summary(result.scores)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
