@@ -119,6 +119,17 @@ def test_feature_bank_equals_perceptual_distance(random_vgg) -> None:
     np.testing.assert_allclose(got, torch.stack(ref, 1).double().numpy(), rtol=1e-5)
 
 
+def test_feature_bank_keeps_one_reference_per_blank(random_vgg) -> None:
+    """Blanks of the same size but another mean level (displays differ by dataset) are separate references."""
+    metrics = [FeatureMetric("all", {"relu1_2": None, "relu2_2": None})]
+    x = 0.45 + 0.05 * torch.rand(2, 3, 32, 32)
+    blank = torch.full((1, 3, 32, 32), 0.4)
+    bank = FeatureBank(random_vgg, metrics, "vgg16@random")
+    bank.distances(x, torch.full((1, 3, 32, 32), 0.5), np.arange(2))
+    fresh = FeatureBank(random_vgg, metrics, "vgg16@random")
+    np.testing.assert_array_equal(bank.distances(x, blank, np.arange(2)), fresh.distances(x, blank, np.arange(2)))
+
+
 def test_feature_bank_is_precise_at_threshold_contrasts(random_vgg) -> None:
     """At a 10⁻⁴ perturbation the bank still matches the definition evaluated directly in float64
     (unit-normalise each position's selected channels, subtract, square, sum, average)."""

@@ -1,5 +1,6 @@
-"""`psychofeat iqa` / `iqa-claim` on tiny synthetic sets: batched selections checked against the shared core and
-`PerceptualDistance`, output structure, other datasets, and bad input."""
+"""`psychofeat iqa` / `iqa-claim` on tiny synthetic sets: per-image values checked against `PerceptualDistance`
+and `ChannelDistances`, the claim's statistics against scipy, output structure, other datasets, and bad input.
+The batched evaluator itself is tested in test_distance_bank.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 from scipy import ndimage, stats as sst
 
@@ -17,10 +17,9 @@ from psychofeat.backbones import load_backbone
 from psychofeat.classic import psnr, ssim
 from psychofeat.cli import main
 from psychofeat.datasets import MissingFilesError, load_dataset, load_pair
-from psychofeat.distance import channel_distances, layer_distance_map
 from psychofeat.errors import InputError, WeightsError
 from psychofeat.experiments import iqa as I
-from psychofeat import distance_bank as B
+from psychofeat.experiments import iqa_claim as C
 from psychofeat.metric import ChannelDistances, PerceptualDistance
 from psychofeat.selection import Selection
 
@@ -103,81 +102,6 @@ def claim_run(fixture_set, backbone):
     return I.run_iqa(cfg, backbone=backbone, progress=False)
 
 
-def _relu_features(rng: np.random.Generator, c: int, h: int, w: int, zero_frac: float) -> torch.Tensor:
-    f = torch.from_numpy(rng.standard_normal((1, c, h, w)).astype(np.float32)).relu()
-    f[:, :, rng.random((h, w)) < zero_frac] = 0.0  # positions where every channel is silent
-    return f.contiguous(memory_format=torch.channels_last)
-
-
-def _float64_truth(x: np.ndarray, y: np.ndarray, mode: str, eps: float = 1e-10) -> tuple[float, float]:
-    """The distance of SCIENCE.md in float64 numpy (C×H×W maps of the selected channels) and mean(a·b·Sdd)."""
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    if mode == "mse":
-        d = float(((x - y) ** 2).mean())
-        return d, d
-    nx, ny = np.sqrt((x**2).sum(0) + eps), np.sqrt((y**2).sum(0) + eps)
-    d = float(((x / nx - y / ny) ** 2).sum(0).mean())
-    return d, float((((x - y) ** 2).sum(0) / (nx * ny)).mean())
-
-
-# ------------------------------------------------------------------------------------- batched selection core
-@pytest.mark.parametrize("mode", ["normalized", "mse"])
-def test_bank_equals_shared_core_including_silent_positions(mode: str) -> None:
-    rng = np.random.default_rng(0)
-    n_ch = {"a": 16, "b": 40}
-    fx = {"a": _relu_features(rng, 16, 9, 11, 0.2), "b": _relu_features(rng, 40, 5, 6, 0.0)}
-    fy = {"a": _relu_features(rng, 16, 9, 11, 0.2), "b": fx["b"] * 1.5 + 0.01 * _relu_features(rng, 40, 5, 6, 0.0)}
-    sels = {}
-    for i, size in enumerate([1, 2, 5, 16]):  # 1-2 channels: many positions where x or y alone is all zero
-        ch = {"a": np.sort(rng.choice(16, size, replace=False)),
-              "b": np.sort(rng.choice(40, min(40, 3 * size), replace=False))}
-        sels[f"s{i}"] = Selection(model="m", channels=ch, n_channels=n_ch)
-    sels["dup"] = sels["s3"]
-    bank = B.SelectionBank(sels, ["a", "b"], n_ch, mode)
-    assert bank.n_columns == 4 and bank.column["dup"] == bank.column["s3"]
-    got, chans = bank.compare(fx, bank.reference(fy))
-    for name, sel in sels.items():
-        for li, k in enumerate(["a", "b"]):
-            idx = torch.as_tensor(sel.channels[k])
-            core = float(layer_distance_map(fx[k].index_select(1, idx), fy[k].index_select(1, idx), mode).mean())
-            truth, scale = _float64_truth(fx[k][0, idx].numpy(), fy[k][0, idx].numpy(), mode)
-            assert core == pytest.approx(truth, rel=1e-5, abs=1e-9)  # the shared core itself, for scale
-            # float32 sums: error ~1e-7 of a·b·Sdd; layer b (y ≈ 1.5·x, nearly parallel) is the worst case
-            assert abs(got[li, bank.column[name]] - truth) <= 2e-6 * scale + 1e-6 * truth, (name, k)
-    for k in n_ch:
-        np.testing.assert_allclose(chans[k], channel_distances(fx[k], fy[k])[0].numpy(), rtol=1e-5)
-
-
-def test_bank_results_do_not_depend_on_the_position_blocks() -> None:
-    """Near-tied images must not swap ranks because of how positions were blocked (float64 accumulation)."""
-    rng = np.random.default_rng(2)
-    fx, fy = _relu_features(rng, 32, 30, 40, 0.1), _relu_features(rng, 32, 30, 40, 0.1)
-    sels = {f"s{i}": Selection(model="m", channels={"a": np.sort(rng.choice(32, 8, replace=False))},
-                               n_channels={"a": 32}) for i in range(5)}
-    bank = B.SelectionBank(sels, ["a"], {"a": 32})
-    results = []
-    for block in (64, 1000, 1200):
-        bank.block = block
-        results.append(bank.compare({"a": fx}, bank.reference({"a": fy})))
-    for per_layer, chans in results[1:]:
-        np.testing.assert_allclose(per_layer, results[0][0], rtol=1e-12)
-        np.testing.assert_allclose(chans["a"], results[0][1]["a"], rtol=1e-12)
-
-
-def test_distance_from_sums_exact_cases() -> None:
-    y = torch.tensor([[3.0, 4.0]])
-
-    def d(x: torch.Tensor) -> float:
-        b, by = B.reference_terms((y * y).sum(1), 1e-10)
-        return float(B.distance_from_sums((x * x).sum(1), ((x - y) ** 2).sum(1), b, by, 1e-10))
-
-    assert d(torch.zeros(1, 2)) == pytest.approx(1.0, rel=1e-6)  # x_S = 0: x̂ = 0, d = ‖ŷ‖² = 1
-    assert d(2 * y) == pytest.approx(0.0, abs=1e-6)  # parallel
-    assert d(torch.tensor([[4.0, -3.0]])) == pytest.approx(2.0, rel=1e-6)  # orthogonal
-    b, by = B.reference_terms(torch.zeros(1), 1e-10)  # y_S = 0: d = ‖x̂‖²
-    assert float(B.distance_from_sums(torch.tensor([25.0]), torch.tensor([25.0]), b, by, 1e-10)) == pytest.approx(1.0)
-
-
 # ---------------------------------------------------------------------------- the run against the module itself
 def test_per_image_values_equal_perceptual_distance(claim_run, fixture_set, backbone) -> None:
     _, sel_path = fixture_set
@@ -239,16 +163,16 @@ def test_mean_rho_permutation_test() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random(30), rng.random(40)
     pairs = [(a, a + 0.1 * rng.random(30)), (b, -b + 0.5 * rng.random(40))]
-    res = I.mean_rho_permutation_test(pairs, 2000, 0)
+    res = C.mean_rho_permutation_test(pairs, 2000, 0)
     want = np.mean([sst.spearmanr(x, y).statistic for x, y in pairs])
     assert res["mean_rho"] == pytest.approx(want) and res["n_layers"] == 2
     assert 0 < res["p_value"] <= 1
-    strong = I.mean_rho_permutation_test([(a, a), (b, b)], 500, 0)
+    strong = C.mean_rho_permutation_test([(a, a), (b, b)], 500, 0)
     assert strong["mean_rho"] == pytest.approx(1.0) and strong["p_value"] == pytest.approx(1 / 501)
 
 
 def test_holm() -> None:
-    np.testing.assert_allclose(I.holm(np.array([0.01, 0.04, np.nan, 0.03])), [0.03, 0.06, np.nan, 0.06])
+    np.testing.assert_allclose(C.holm(np.array([0.01, 0.04, np.nan, 0.03])), [0.03, 0.06, np.nan, 0.06])
 
 
 # ------------------------------------------------------------------------------------------------------ CLI

@@ -10,17 +10,18 @@ What is compared (SCIENCE.md, "Agreement with humans"), all on the same image pa
 `iqa-claim` adds the paper's claim tested channel by channel: each channel's single-channel distance
 (`psychofeat.distance.channel_distances`) is correlated with the human scores, and per layer the Spearman
 correlation between PE and that agreement is tested with a permutation p-value; plus the agreement (SRCC) of
-top/bottom/random selections as a function of k.
+top/bottom/random selections as a function of k. This module measures and writes; the claim's statistics are
+`psychofeat.experiments.iqa_claim`.
 
 The selection comes from the stimuli alone (`psychofeat analyze`); nothing here is fitted to the human scores.
 
 Cost. Every image goes through the network once: reference features once per reference image, one forward
 pass per distorted image capturing all layers. Every selection is then evaluated from those feature maps at
-once by `psychofeat.distance_bank.SelectionBank` (three per-position sums and an exact identity instead of one
-`index_select` + distance per selection). The shared core stays the reference: the first pair of every run is
-recomputed with `psychofeat.distance.layer_distance_map` for the headline selections and the run stops if they
-disagree (`verification` in manifest.json); the tests compare every pair of a fixture set with
-`PerceptualDistance` itself.
+once by `psychofeat.distance_bank.SelectionBank` in float32 (per-position channel sums as matrix products and
+an exact identity, instead of one `index_select` + distance per selection). The shared core stays the
+reference: the first pair of every run is recomputed with `psychofeat.distance.layer_distance_map` for the
+headline selections and the run stops if they disagree (`verification` in manifest.json); the tests compare
+every pair of a fixture set with `PerceptualDistance` itself.
 """
 
 from __future__ import annotations
@@ -44,19 +45,13 @@ from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, check_same_
 from psychofeat.distance import DEFAULT_EPS, MODES
 from psychofeat.distance_bank import SelectionBank, direct_distances, single_threaded
 from psychofeat.errors import InputError
+from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, claim_json, curve_selections
 from psychofeat.features import FeatureExtractor
 from psychofeat.images import check_pair, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.probe import compute_context, resolve_dtype
 from psychofeat.selection import Selection
-from psychofeat.stats import (
-    agreement,
-    bootstrap_indices,
-    orient,
-    percentile_ci,
-    spearman_permutation_test,
-    srcc_rows,
-)
+from psychofeat.stats import agreement, bootstrap_indices, orient, percentile_ci
 
 FORMAT = "psychofeat.iqa/1"
 #: k (fraction of each layer's channels) of the agreement-vs-k curve of `iqa-claim`
@@ -139,34 +134,6 @@ def headline_selections(base: Selection, layers: Sequence[str], fraction: float,
     return out
 
 
-@dataclass(frozen=True)
-class CurvePoint:
-    """One selection of the agreement-vs-k curve."""
-
-    method: str  # top | bottom | random
-    fraction: float
-    seed: int | None
-    name: str
-
-
-def curve_selections(
-    base: Selection, layers: Sequence[str], fractions: Sequence[float], n_seeds: int
-) -> tuple[dict[str, Selection], list[CurvePoint]]:
-    """top/bottom/random (every seed) at every fraction; identical channel sets are evaluated once later."""
-    sels: dict[str, Selection] = {}
-    points: list[CurvePoint] = []
-    for f in fractions:
-        for method in ("top", "bottom"):
-            name = f"{method}@{f:g}"
-            sels[name] = base.select(method, f).restrict(layers)
-            points.append(CurvePoint(method, float(f), None, name))
-        for s in range(n_seeds):
-            name = f"random@{f:g}/seed{s}"
-            sels[name] = base.select("random", f, s).restrict(layers)
-            points.append(CurvePoint("random", float(f), s, name))
-    return sels, points
-
-
 # ----------------------------------------------------------------------------------------------- image pairs
 def _image_header(path: Path) -> tuple[tuple[int, int], str]:
     from PIL import Image, UnidentifiedImageError
@@ -243,7 +210,7 @@ def measure_pairs(
     """One forward pass per image (references once), every selection and every channel from the stored maps.
 
     The forward passes run with `threads` intra-op threads (None: torch's setting); everything else on the CPU
-    runs single-threaded (many short operations, see `_threads`).
+    runs single-threaded (many short operations, see `single_threaded`).
     """
     dev = torch.device(device)
     light = 1 if dev.type == "cpu" else None
@@ -312,7 +279,7 @@ def verify_pair(
     """Recompute `selections` on one pair with the shared core; raise if the batched values differ."""
     if not selections:
         return {"checked": []}
-    direct = direct_distances(fx, fy, selections, bank.mode, bank.eps)
+    direct = direct_distances(fx, fy, selections, bank.modes, bank.eps)
     worst = 0.0
     for name, d in direct.items():
         batched = per_layer[:, bank.column[name]]
@@ -327,14 +294,10 @@ def verify_pair(
 
 
 # -------------------------------------------------------------------------------------------------- agreement
-def combine_layers(per_layer: np.ndarray) -> np.ndarray:
-    """Σ_k w_k d_k with w_k = 1/#layers (SCIENCE.md), for every pair and column: n × columns."""
-    return per_layer.mean(axis=1)
-
-
 def metric_values(pv: PairValues, bank: SelectionBank, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """{metric name: one value per pair}: the named selections, then the baselines (in their natural units)."""
-    combined = combine_layers(pv.per_layer)
+    """{metric name: one value per pair}: the named selections (Σ_k w_k d_k, w_k = 1/#layers: SCIENCE.md),
+    then the baselines (in their natural units)."""
+    combined = bank.combine(pv.per_layer)
     out = {name: combined[:, bank.column[name]] for name in names}
     out["psnr"] = pv.psnr_db
     out["ssim"] = pv.ssim
@@ -405,174 +368,6 @@ def agreement_results(
     per_seed = {s: agreement(values[s], human, score_type, n_boot, seed) for s in seeds}
     metrics["random"] = {"summary": summarize_seeds(per_seed), "n_seeds": len(seeds), "seeds": per_seed}
     return {"metrics": metrics, "differences": paired_differences(values, human, score_type, seeds, n_boot, seed)}
-
-
-# ------------------------------------------------------------------------------------------------------ claim
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (NaN stays NaN): the per-layer tests are many, the claim is one."""
-    p = np.asarray(p, dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(p))
-    out = np.full(p.shape, np.nan)
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = order.size
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def mean_rho_permutation_test(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], n_permutations: int, seed: int
-) -> dict[str, float]:
-    """One test over all layers: the mean across layers of Spearman's rho, with a two-sided permutation p-value.
-
-    The null permutes y against x *within* each layer (layers stay separate, as PE is normalised per layer), so
-    every layer contributes one permuted rho per permutation and their mean forms the null distribution;
-    p = (1 + #{|mean_perm| ≥ |mean_obs|}) / (1 + n_permutations), as `spearman_permutation_test`.
-    """
-    from scipy.stats import rankdata
-
-    rng = np.random.default_rng(seed)
-    observed, null = [], np.zeros(n_permutations)
-    used = 0
-    for x, y in pairs:
-        rx, ry = rankdata(x), rankdata(y)
-        rx, ry = rx - rx.mean(), ry - ry.mean()
-        den = float(np.sqrt((rx @ rx) * (ry @ ry)))
-        if x.size < 3 or den == 0:
-            continue
-        used += 1
-        observed.append(float(rx @ ry) / den)
-        step = max(1, 2_000_000 // x.size)
-        for start in range(0, n_permutations, step):
-            m = min(step, n_permutations - start)
-            null[start:start + m] += rng.permuted(np.broadcast_to(ry, (m, ry.size)), axis=1) @ rx / den
-    if not used:
-        return {"mean_rho": float("nan"), "p_value": float("nan"), "n_layers": 0}
-    mean_obs = float(np.mean(observed))
-    null /= used
-    hits = int((np.abs(null) >= abs(mean_obs) - 1e-12).sum())
-    return {"mean_rho": mean_obs, "p_value": (1 + hits) / (1 + n_permutations), "n_layers": used,
-            "n_permutations": int(n_permutations), "seed": int(seed)}
-
-
-def channel_srcc(channels: Mapping[str, np.ndarray], human: np.ndarray, score_type: str) -> dict[str, np.ndarray]:
-    """Each channel's single-channel distance SRCC with the human scores (positive = agreement; NaN if constant)."""
-    return {k: srcc_rows(orient(v.T, score_type), human) for k, v in channels.items()}
-
-
-def pe_vs_agreement(
-    base: Selection, srcc: Mapping[str, np.ndarray], fraction: float, n_permutations: int, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per layer: Spearman(PE, single-channel SRCC) across channels with a permutation p-value; per-channel table.
-
-    Channels whose distance is constant over the pairs (never active) have no SRCC and are left out.
-    The primary test uses every other channel (unresponsive channels carry PE = 0, as in the selection);
-    `rho_responsive` repeats it without them, since their PE = 0 is assigned, not measured.
-    """
-    if base.pe is None:
-        raise InputError("the selection carries no PE (use the selection.json written by `psychofeat analyze`).")
-    rows, chans = [], []
-    for k, s in srcc.items():
-        pe = base.pe[k]
-        dead = base.unresponsive[k] if base.unresponsive is not None else np.zeros(pe.size, bool)
-        ok = np.isfinite(s)
-        top = np.zeros(pe.size, bool)
-        top[base.select("top", fraction).channels[k]] = True
-        res = spearman_permutation_test(pe[ok], s[ok], n_permutations, seed) if ok.sum() >= 3 else None
-        resp = ok & ~dead
-        res_r = spearman_permutation_test(pe[resp], s[resp], n_permutations, seed) if resp.sum() >= 3 else None
-        best = int(np.nanargmax(s)) if ok.any() else -1
-        rows.append({
-            "layer": k, "n_channels": pe.size, "n_with_srcc": int(ok.sum()), "n_unresponsive": int(dead.sum()),
-            "rho": res.rho if res else np.nan, "p_value": res.p_value if res else np.nan,
-            "rho_responsive": res_r.rho if res_r else np.nan, "p_responsive": res_r.p_value if res_r else np.nan,
-            "channel_srcc_median": float(np.nanmedian(s)) if ok.any() else np.nan,
-            "channel_srcc_top_mean": float(np.nanmean(s[top & ok])) if (top & ok).any() else np.nan,
-            "channel_srcc_rest_mean": float(np.nanmean(s[~top & ok])) if (~top & ok).any() else np.nan,
-            "best_channel": f"{k}:{best}" if best >= 0 else "",
-            "best_channel_srcc": float(s[best]) if best >= 0 else np.nan,
-        })
-        chans.append(pd.DataFrame({"layer": k, "channel": np.arange(pe.size),
-                                   "name": [f"{k}:{c}" for c in range(pe.size)],
-                                   "pe": pe, "unresponsive": dead, "in_top": top, "srcc": s}))
-    table = pd.DataFrame(rows)
-    table.insert(6, "p_holm", holm(table["p_value"].to_numpy()))
-    return table, pd.concat(chans, ignore_index=True)
-
-
-def pooled_pe_tests(channels: pd.DataFrame, n_permutations: int, seed: int) -> dict[str, dict[str, float]]:
-    """The per-layer question asked once for the network: mean rho over layers (all / responsive channels)."""
-    ok = channels["srcc"].notna()
-    out = {}
-    for label, keep in (("all_channels", ok), ("responsive", ok & ~channels["unresponsive"].astype(bool))):
-        d = channels[keep]
-        pairs = [(g["pe"].to_numpy(float), g["srcc"].to_numpy(float)) for _, g in d.groupby("layer", sort=False)]
-        out[label] = mean_rho_permutation_test(pairs, n_permutations, seed)
-    return out
-
-
-def curve_table(
-    per_layer: np.ndarray, bank: SelectionBank, points: Sequence[CurvePoint], human: np.ndarray, score_type: str
-) -> pd.DataFrame:
-    """SRCC of every curve selection (one row per method, fraction and seed)."""
-    combined = combine_layers(per_layer)
-    cols = [bank.column[p.name] for p in points]
-    rho = srcc_rows(orient(combined[:, cols].T, score_type), human)
-    return pd.DataFrame({"method": [p.method for p in points], "fraction": [p.fraction for p in points],
-                         "seed": [p.seed if p.seed is not None else -1 for p in points], "srcc": rho})
-
-
-def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per fraction: top, bottom, and random mean, sd, 5th/95th percentile, min and max over seeds."""
-    rows = []
-    for f, g in curve.groupby("fraction", sort=True):
-        r = g.loc[g.method == "random", "srcc"].to_numpy()
-        rows.append({
-            "fraction": f,
-            "top": float(g.loc[g.method == "top", "srcc"].iloc[0]),
-            "bottom": float(g.loc[g.method == "bottom", "srcc"].iloc[0]),
-            "random_mean": float(r.mean()), "random_sd": float(r.std(ddof=1)) if r.size > 1 else 0.0,
-            "random_q05": float(np.quantile(r, 0.05)), "random_q95": float(np.quantile(r, 0.95)),
-            "random_min": float(r.min()), "random_max": float(r.max()), "n_seeds": int(r.size),
-        })
-    return pd.DataFrame(rows)
-
-
-def layer_breakdown(
-    per_layer: np.ndarray,
-    bank: SelectionBank,
-    names: Sequence[str],
-    seeds: Sequence[str],
-    human: np.ndarray,
-    score_type: str,
-) -> pd.DataFrame:
-    """SRCC of each layer's own distance for top/bottom/all/random-k: where an effect comes from."""
-    rows = []
-    for li, k in enumerate(bank.layers):
-        def rho(cols: list[int], li: int = li) -> np.ndarray:
-            return srcc_rows(orient(per_layer[:, li, cols].T, score_type), human)
-
-        main = rho([bank.column[n] for n in names])
-        rnd = rho([bank.column[s] for s in seeds])
-        row = {"layer": k, **{f"srcc_{n}": float(v) for n, v in zip(names, main)}}
-        row.update({"srcc_random_mean": float(np.nanmean(rnd)),
-                    "srcc_random_sd": float(np.nanstd(rnd, ddof=1)) if rnd.size > 1 else 0.0})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class ClaimResult:
-    layers: pd.DataFrame  # per-layer PE vs single-channel agreement
-    channels: pd.DataFrame  # per channel: PE, SRCC
-    curve: pd.DataFrame  # per selection of the curve
-    curve_summary: pd.DataFrame
-    layer_breakdown: pd.DataFrame
-    pooled: dict[str, dict[str, float]]  # mean rho over layers with a within-layer permutation p-value
-    n_permutations: int
-    perm_seed: int
 
 
 # ------------------------------------------------------------------------------------------------ the whole run
@@ -677,7 +472,7 @@ def run_iqa(
     if config.claim:
         curve_sels, points = curve_selections(full, layers, config.curve_fractions, config.n_seeds)
         selections.update(curve_sels)
-    bank = SelectionBank(selections, layers, n_channels, config.mode, config.eps, config.device)
+    bank = SelectionBank(selections, layers, n_channels, config.mode, config.eps, config.device, dtype=torch.float32)
     verify = {k: head[k] for k in ("top", "bottom", "all", seeds[0])}
     t_prep = time.perf_counter()
     pv = measure_pairs(ds, net, bank, verify, config.resize, config.device, config.dtype, progress, config.threads)
@@ -691,13 +486,8 @@ def run_iqa(
     t_stats = time.perf_counter()
     claim = None
     if config.claim:
-        srcc = channel_srcc(pv.channels, human, ds.score_type)
-        layer_table, chan_table = pe_vs_agreement(base, srcc, config.fraction, config.n_permutations, config.perm_seed)
-        curve = curve_table(pv.per_layer, bank, points, human, ds.score_type)
-        claim = ClaimResult(layer_table, chan_table, curve, curve_summary(curve),
-                            layer_breakdown(pv.per_layer, bank, list(SELECTED), seeds, human, ds.score_type),
-                            pooled_pe_tests(chan_table, config.n_permutations, config.perm_seed),
-                            config.n_permutations, config.perm_seed)
+        claim = analyze_claim(base, pv.channels, pv.per_layer, bank, points, SELECTED, seeds, human, ds.score_type,
+                              config.fraction, config.n_permutations, config.perm_seed)
     t_end = time.perf_counter()
 
     ordered = {"psnr": values["psnr"], "ssim": values["ssim"], **{n: values[n] for n in names}}
@@ -746,21 +536,6 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claim_json(claim: ClaimResult) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "n_permutations": claim.n_permutations,
-        "perm_seed": claim.perm_seed,
-        "test": "per layer: Spearman rho across channels between PE and the channel's single-channel distance SRCC "
-                "with the human scores; two-sided permutation p (Phipson & Smyth); p_holm: Holm-adjusted over layers",
-        "pooled": claim.pooled,
-        "pooled_test": "mean over layers of the per-layer rho; the null permutes within each layer",
-        "layers": claim.layers.to_dict(orient="records"),
-        "curve_summary": claim.curve_summary.to_dict(orient="records"),
-        "layer_breakdown": claim.layer_breakdown.to_dict(orient="records"),
-    }
-
-
 def write_outputs(result: IqaResult, out: Path, report: bool = True) -> dict[str, Any]:
     """results.json, per_image.csv (+ claim files), manifest.json and report.html, each written atomically."""
     from psychofeat.io import provenance, write_json, write_npz, write_table
@@ -776,7 +551,7 @@ def write_outputs(result: IqaResult, out: Path, report: bool = True) -> dict[str
         write_table(out / "claim_curve.csv", c.curve)
         write_table(out / "claim_curve_summary.csv", c.curve_summary)
         write_table(out / "claim_layer_breakdown.csv", c.layer_breakdown)
-        write_json(out / "claim.json", claim_json(c))
+        write_json(out / "claim.json", {"format": FORMAT, **claim_json(c)})
         write_npz(out / "channel_distances.npz", **result.channel_distances, human_score=result.dataset.scores)
         outputs += ["claim.csv", "claim_channels.csv", "claim_curve.csv", "claim_curve_summary.csv",
                     "claim_layer_breakdown.csv", "claim.json", "channel_distances.npz"]

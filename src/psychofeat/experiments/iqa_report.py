@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from psychofeat.experiments.iqa import BASELINES, SELECTED, ClaimResult, IqaResult, results_table  # noqa: E402
+from psychofeat.experiments.iqa import BASELINES, SELECTED, IqaResult, results_table  # noqa: E402
+from psychofeat.experiments.iqa_claim import ClaimResult  # noqa: E402
 from psychofeat.report import HtmlReport  # noqa: E402
 
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "all": "all channels", "top": "top-k (PE)", "bottom": "bottom-k (PE)"}

@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 
 from psychofeat.backbones.base import Backbone
 from psychofeat.distance import DEFAULT_EPS
+from psychofeat.distance_bank import ReferenceStats, SelectionBank
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
 from psychofeat.features import FeatureExtractor
 from psychofeat.hvs.network_csf import STATUS_BELOW, STATUS_OK, STATUS_UNDETECTED, bisect_log_contrast
@@ -97,31 +98,15 @@ class FeatureMetric:
     seed: int | None = None
 
 
-@dataclass
-class _LayerPlan:
-    """The metrics that use one layer: 0/1 channel-selection matrix (C × M_l), their positions, weights, modes."""
-
-    select: torch.Tensor  # M_l × C float64 (row j: the channels of metric j)
-    positions: torch.Tensor  # M_l, index into the bank's metrics
-    weights: torch.Tensor  # M_l, 1/#layers of each metric
-    normalized: torch.Tensor  # M_l bool
-    counts: torch.Tensor  # M_l, channels per metric (for mse)
-
-
 class FeatureBank:
     """Deep-feature metrics that share one backbone and its forward passes.
 
     Each metric's distance is `PerceptualDistance`'s (SCIENCE.md: per position, the squared difference of the
     features of its channels — unit-normalised across them in "normalized" mode, or their mean squared
     difference in "mse" mode — averaged over positions, layers weighted 1/#layers); tested to agree with it.
-    For speed, all metrics of a layer are computed at once from channel sums: with δ = φx − φy and, over a
-    metric's channels, S_dd = Σ δ², S_dy = Σ δ·φy, S_yy = Σ φy² (0/1 matrix products),
-
-        ‖φx/n_x − φy/n_y‖² = S_dd/n_x² + 2·S_dy·Δ/n_x + S_yy·Δ²,   Δ = 1/n_x − 1/n_y = −(2 S_dy + S_dd)/((n_x+n_y) n_x n_y)
-
-    with n² = S + ε. Every term is computed from δ, never as a difference of nearly equal numbers, and in
-    float64, so distances of threshold-level contrasts keep their precision; a few matrix products per layer
-    replace one normalisation pass per metric."""
+    All metrics are read off each forward pass at once by `psychofeat.distance_bank.SelectionBank` in float64,
+    whose identity is written in δ = φx − φy so that distances of threshold-level contrasts (δ ~ 1e-4 of the
+    features and less) keep their precision (see `distance_from_sums`)."""
 
     def __init__(self, backbone: Backbone, metrics: Sequence[FeatureMetric], label: str, device: str | torch.device = "cpu",
                  eps: float = DEFAULT_EPS) -> None:
@@ -134,22 +119,17 @@ class FeatureBank:
         self.eps = eps
         self.names = [m.name for m in self.metrics]
         self.groups = [m.group for m in self.metrics]
-        bad = [m.mode for m in self.metrics if m.mode not in ("normalized", "mse")]
-        if bad:
-            raise InputError(f"unknown distance mode {bad[0]!r}; choose normalized or mse.")
-        layers: list[str] = []
-        for m in self.metrics:
-            for lay in m.channels:
-                key = backbone.canonical_layer(lay)
-                if key not in layers:
-                    layers.append(key)
+        channels = {m.name: {backbone.canonical_layer(k): v for k, v in m.channels.items()} for m in self.metrics}
         from psychofeat.experiments.analyze import depth_order
 
-        self.layers = depth_order(backbone, layers)
+        self.layers = depth_order(backbone, list(dict.fromkeys(k for c in channels.values() for k in c)))
         self.extractor = FeatureExtractor(backbone, self.layers)
-        n_ch = backbone.layer_channels(self.layers)
-        self._plans = {lay: self._plan(lay, n_ch[lay]) for lay in self.layers}
-        self._blank: dict[tuple[int, ...], dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+        # float64: threshold-level differences; torch's threads: the float64 products are large enough to gain
+        self.bank = SelectionBank(channels, self.layers, backbone.layer_channels(self.layers),
+                                  {m.name: m.mode for m in self.metrics}, eps, device,
+                                  dtype=torch.float64, threads=None)
+        self._columns = [self.bank.column[m.name] for m in self.metrics]
+        self._blank: dict[tuple[float, ...], ReferenceStats] = {}
 
     def describe(self) -> dict[str, Any]:
         """Provenance: network, weights (with parameter hash), preprocessing and layers of this bank."""
@@ -159,71 +139,26 @@ class FeatureBank:
                                      "n_channels": {k: (None if v is None else len(v)) for k, v in m.channels.items()}}
                             for m in self.metrics}}
 
-    def _plan(self, layer: str, n_channels: int) -> _LayerPlan:
-        cols, pos, wts, norm, counts = [], [], [], [], []
-        for j, m in enumerate(self.metrics):
-            chans = {self.backbone.canonical_layer(k): v for k, v in m.channels.items()}
-            if layer not in chans:
-                continue
-            col = torch.zeros(n_channels, dtype=torch.float64)
-            idx = chans[layer]
-            if idx is None:
-                col[:] = 1.0
-            else:
-                ii = np.asarray(idx, dtype=np.int64)
-                if ii.size == 0 or ii.min() < 0 or ii.max() >= n_channels:
-                    raise InputError(f"metric {m.name!r}: channel indices of {layer} must be in [0, {n_channels}).")
-                col[torch.from_numpy(ii)] = 1.0
-            cols.append(col)
-            pos.append(j)
-            wts.append(1.0 / len(chans))
-            norm.append(m.mode == "normalized")
-            counts.append(float(col.sum()))
-        return _LayerPlan(torch.stack(cols, 0).to(self.device), torch.tensor(pos), torch.tensor(wts, dtype=torch.float64),
-                          torch.tensor(norm, device=self.device), torch.tensor(counts, dtype=torch.float64, device=self.device))
-
-    def _blank_sums(self, blank: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer: the blank's features (C × HW, float64) and S_yy of every metric (M_l × HW)."""
-        out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-        def sink(layer: str, feat: torch.Tensor) -> None:
-            fy = feat[0].double().flatten(1)
-            out[layer] = (fy, self._plans[layer].select @ (fy * fy))
-
-        self.extractor.stream(blank.to(self.device), sink)
-        return out
-
-    def _layer_distances(self, layer: str, feat: torch.Tensor, fy: torch.Tensor, syy: torch.Tensor) -> torch.Tensor:
-        """N × M_l position-averaged distances of one layer (one image at a time to bound memory)."""
-        plan = self._plans[layer]
-        rows = []
-        for fx in feat:
-            delta = fx.double().flatten(1) - fy  # C × HW
-            sdd = plan.select @ (delta * delta)  # M_l × HW
-            sdy = plan.select @ (delta * fy)
-            nx2 = syy + 2 * sdy + sdd + self.eps
-            nx, ny = torch.sqrt(nx2), torch.sqrt(syy + self.eps)
-            dinv = -(2 * sdy + sdd) / ((nx + ny) * nx * ny)
-            d_norm = (sdd / nx2 + (2 * sdy / nx + syy * dinv) * dinv).clamp_min(0.0)
-            d = torch.where(plan.normalized[:, None], d_norm, sdd / plan.counts[:, None])
-            rows.append(d.mean(dim=1))
-        return torch.stack(rows)
+    def _reference(self, blank: torch.Tensor) -> ReferenceStats:
+        """The blank's terms of every metric, once per blank: a blank is uniform, so its shape and level identify
+        it (datasets shown on displays of different mean level share sizes)."""
+        key = (*blank.shape, float(blank.flatten()[0]))
+        if key not in self._blank:
+            self._blank[key] = self.bank.reference(self.extractor(blank.to(self.device)))
+        return self._blank[key]
 
     def distances(self, images: torch.Tensor, blank: torch.Tensor, index: np.ndarray) -> np.ndarray:
-        key = tuple(blank.shape)
-        out = torch.zeros(images.shape[0], len(self.metrics), dtype=torch.float64)
+        per_layer = np.empty((images.shape[0], len(self.layers), self.bank.n_columns))
         with torch.inference_mode():
-            if key not in self._blank:
-                self._blank[key] = self._blank_sums(blank)
-            ref = self._blank[key]
+            ref = self._reference(blank)
 
             def sink(layer: str, feat: torch.Tensor) -> None:
-                plan = self._plans[layer]
-                d = self._layer_distances(layer, feat, *ref[layer]).cpu()
-                out[:, plan.positions] += plan.weights * d
+                li = self.layers.index(layer)
+                for i in range(feat.shape[0]):  # one image at a time bounds the memory of the sums
+                    per_layer[i, li] = self.bank.compare_layer(layer, feat[i : i + 1], ref)[0]
 
             self.extractor.stream(images.to(self.device), sink)
-        return out.numpy()
+        return self.bank.combine(per_layer)[:, self._columns]
 
 
 class ClassicBank:
