@@ -14,7 +14,7 @@ from psychofeat.errors import UnknownNameError, WeightsError
 from psychofeat.io import sha256_file
 from psychofeat.weights import obtain
 from psychofeat.weights.sources import import_source
-from psychofeat.weights.vgg16_import import FIRST_BIAS, import_vgg16
+from psychofeat.weights.vgg16_import import CONVS, FIRST_BIAS, import_vgg16
 
 
 @pytest.fixture()
@@ -141,6 +141,34 @@ def test_import_from_pth_checks_the_fingerprint(cache: Path, tmp_path: Path) -> 
     with pytest.raises(WeightsError, match="expected .whl, .onnx"):
         (tmp_path / "w.txt").write_text("x")
         import_vgg16(cache / "y.pth", tmp_path / "w.txt")
+
+
+def _write_keras_h5(path: Path, state: dict[str, torch.Tensor], skip: str | None = None) -> None:
+    """Keras' VGG-16 weights layout: model_weights/blockB_convC/blockB_convC/{kernel:0 (HWIO), bias:0}."""
+    h5py = pytest.importorskip("h5py", reason="h5py is not installed (test extra)")
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights")
+        for block, conv, idx in CONVS:
+            name = f"block{block}_conv{conv}"
+            if name == skip:
+                continue
+            group = root.create_group(name).create_group(name)
+            group["kernel:0"] = state[f"features.{idx}.weight"].permute(2, 3, 1, 0).numpy()
+            group["bias:0"] = state[f"features.{idx}.bias"].numpy()
+
+
+def test_import_from_keras_h5_transposes_kernels(cache: Path, tmp_path: Path) -> None:
+    state = fake_vgg_state(3, first_bias=FIRST_BIAS)
+    _write_keras_h5(tmp_path / "vgg16_weights.h5", state)
+    manifest = import_vgg16(cache / "k.pth", tmp_path / "vgg16_weights.h5")
+    assert manifest["source_sha256"] == sha256_file(tmp_path / "vgg16_weights.h5")
+    imported = torch.load(cache / "k.pth", weights_only=True)
+    assert set(imported) == set(state)
+    for k, v in state.items():
+        assert torch.equal(imported[k], v), k
+    _write_keras_h5(tmp_path / "partial.h5", state, skip="block4_conv2")
+    with pytest.raises(WeightsError, match="'block4_conv2' not found"):
+        import_vgg16(cache / "p.pth", tmp_path / "partial.h5")
 
 
 def test_import_source_from_file_checks_published_checksum(cache: Path, tmp_path: Path) -> None:
