@@ -113,6 +113,20 @@ def test_url_download_is_sha256_checked_and_cached(cache: Path, tmp_path: Path) 
         obtain(tv)
 
 
+def test_torchvision_weights_load_through_load_backbone(cache: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The original weights' fingerprint check belongs to that source, not to every VGG-16 source."""
+    src_file = tmp_path / "vgg16-397923af.pth"
+    state = fake_vgg_state(7)
+    torch.save(state, src_file)
+    spec = get_spec("vgg16")
+    tv = dataclasses.replace(spec.sources["torchvision"], url=src_file.as_uri(), url_sha256=sha256_file(src_file))
+    monkeypatch.setitem(spec.sources, "torchvision", tv)  # type: ignore[arg-type]
+    b = load_backbone("vgg16", "torchvision")
+    assert b.weights_info.source == "torchvision" and b.preprocessing.name == "torchvision"
+    assert torch.equal(b.net.features[28].weight, state["features.28.weight"])
+
+
 def test_url_with_wrong_checksum_is_refused(cache: Path, tmp_path: Path) -> None:
     src_file = tmp_path / "published.pth"
     torch.save(fake_vgg_state(6), src_file)

