@@ -157,6 +157,12 @@ class Backbone(nn.Module):
     def module(self, layer: str) -> nn.Module:
         return self._modules_by_path[self.resolve_layer(layer)]
 
+    def depth_order(self, layers: Sequence[str]) -> list[str]:
+        """Canonical layer names, without repeats, sorted by their position in the network (registration order)."""
+        order = {path: i for i, path in enumerate(self._modules_by_path)}
+        keyed = sorted((order[self.resolve_layer(lay)], self.canonical_layer(lay)) for lay in layers)
+        return list(dict.fromkeys(name for _, name in keyed))
+
     def layer_channels(self, layers: Sequence[str] | None = None) -> dict[str, int]:
         """Output channels of each named layer, measured once with a small dry run."""
         if self._channels is None:

@@ -63,17 +63,6 @@ def csf_weights(config: AnalysisConfig) -> np.ndarray:
     return s
 
 
-def depth_order(backbone: Backbone, layers: Sequence[str]) -> list[str]:
-    """Canonical layer names sorted by their position in the network (module registration order)."""
-    order = {path: i for i, (path, _m) in enumerate(backbone.net.named_modules())}
-    keyed = [(order[backbone.resolve_layer(lay)], backbone.canonical_layer(lay)) for lay in layers]
-    out: list[str] = []
-    for _, name in sorted(keyed):
-        if name not in out:
-            out.append(name)
-    return out
-
-
 def _phase_mean(x: np.ndarray, n_phase: int) -> np.ndarray:
     """Average consecutive groups of n_phase rows (stimuli are generated phase-minor)."""
     return x.reshape(-1, n_phase, x.shape[-1]).mean(axis=1)
@@ -90,7 +79,7 @@ def analyze(
     """Score every channel of `layers` (default: the backbone's default layers)."""
     config = config or AnalysisConfig()
     p = config.protocol
-    names = depth_order(backbone, layers or backbone.default_layers)
+    names = backbone.depth_order(layers or backbone.default_layers)
     csf = csf_weights(config)
     t0 = time.perf_counter()
     counts: list[dict[str, Any]] = []

@@ -29,18 +29,18 @@ from psychofeat.errors import InputError
 from psychofeat.hvs.data import (
     ACHROMATIC_MAX_ANGLE_DEG,
     GEOMETRY_COLUMNS,
-    MEASUREMENT_FILES,
-    hvs_file,
+    POOLED,
+    aggregated_sha256,
+    dataset_order,
     load_measurements,
+    order_with_pooled,
     select_csf_rows,
-    select_modelfest,
+    select_datasets,
 )
 from psychofeat.report import HtmlReport
 
 DatasetChoice = Literal["modelfest", "all"]
 DATASET_CHOICES: tuple[str, ...] = ("modelfest", "all")
-POOLED = "pooled"
-FIRST_DATASET = "modelfest"
 TABLE_COLUMNS = ["dataset", "model", "n", "shift", "rmse", "rmse_unshifted"]
 
 
@@ -88,9 +88,7 @@ def select_check_rows(
     if datasets not in DATASET_CHOICES:
         raise InputError(f"datasets must be one of {', '.join(DATASET_CHOICES)}; got {datasets!r}.")
     df = load_measurements("aggregated") if measurements is None else measurements
-    rows = select_csf_rows(df, max_angle_deg)
-    if datasets == "modelfest":
-        rows = select_modelfest(rows)
+    rows = select_datasets(select_csf_rows(df, max_angle_deg), datasets)
     ok = np.ones(len(rows), dtype=bool)
     for model in models:
         ok &= model.in_domain(rows["s_frequency"].to_numpy(), rows["luminance"].to_numpy())
@@ -111,12 +109,6 @@ def predict(rows: pd.DataFrame, models: Sequence[CSFModel]) -> pd.DataFrame:
         s = model.sensitivity(out["s_frequency"].to_numpy(), out["luminance"].to_numpy(), out["area"].to_numpy())
         out[f"log10_S_{model.name}"] = np.log10(s)
     return out
-
-
-def dataset_order(names: Sequence[str]) -> list[str]:
-    """ModelFest first (the issue's primary reference), then the others alphabetically."""
-    uniq = sorted(set(names))
-    return ([FIRST_DATASET] if FIRST_DATASET in uniq else []) + [d for d in uniq if d != FIRST_DATASET]
 
 
 def score(pred: pd.DataFrame, models: Sequence[CSFModel]) -> pd.DataFrame:
@@ -160,7 +152,7 @@ def run_csf_check(
 ) -> pd.DataFrame:
     """Score the models and write ``csf_check.csv``, ``csf_check_rows.csv`` (per-row predictions),
     ``manifest.json`` and ``report.html`` into `out`. Returns the score table."""
-    from psychofeat.io import prepare_out_dir, provenance, sha256_file, write_json, write_table
+    from psychofeat.io import prepare_out_dir, provenance, write_json, write_table
 
     models = resolve_models(model_names)  # before touching the output folder: a typo must not leave it behind
     out_dir = prepare_out_dir(out, overwrite)
@@ -178,7 +170,7 @@ def run_csf_check(
         max_angle_deg=max_angle_deg,
         n_rows=len(pred),
         rows_out_of_domain=excluded.to_dict("records"),
-        data_sha256={MEASUREMENT_FILES["aggregated"]: sha256_file(hvs_file(MEASUREMENT_FILES["aggregated"]))},
+        data_sha256=aggregated_sha256(),
     )
     write_json(out_dir / "manifest.json", info)
     build_report(table, pred, models, excluded, info).write(out_dir / "report.html")
@@ -226,10 +218,15 @@ def build_report(
     return rep
 
 
+def _rmse_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """dataset rows (ModelFest first, pooled last) × model columns of RMSE."""
+    wide = table.pivot(index="dataset", columns="model", values="rmse")
+    return wide.loc[order_with_pooled(wide.index)]
+
+
 def _wide_table(table: pd.DataFrame) -> pd.DataFrame:
     """dataset rows × model columns of RMSE, with n."""
-    wide = table.pivot(index="dataset", columns="model", values="rmse")
-    wide = wide.loc[[*dataset_order([d for d in wide.index if d != POOLED]), POOLED]]
+    wide = _rmse_wide(table)
     n = table.drop_duplicates("dataset").set_index("dataset")["n"]
     wide.insert(0, "n", n.loc[wide.index].astype(int))
     return wide.reset_index()
@@ -238,8 +235,7 @@ def _wide_table(table: pd.DataFrame) -> pd.DataFrame:
 def _rmse_figure(table: pd.DataFrame) -> Any:
     import matplotlib.pyplot as plt
 
-    wide = table.pivot(index="dataset", columns="model", values="rmse")
-    wide = wide.loc[[*dataset_order([d for d in wide.index if d != POOLED]), POOLED]]
+    wide = _rmse_wide(table)
     fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(wide), 3.2))
     width = 0.8 / max(len(wide.columns), 1)
     x = np.arange(len(wide))

@@ -32,6 +32,7 @@ equal terms. Pass ``max_angle_deg=25`` to include them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,7 @@ import pandas as pd
 
 from psychofeat.config import DATA_ROOT_ENV, data_path
 from psychofeat.errors import DataMissingError, InputError
+from psychofeat.io import sha256_file
 
 HVS_DIR = "hvs"
 MEASUREMENT_FILES: dict[str, str] = {"aggregated": "data_aggregated.csv", "individual": "data_individual.csv"}
@@ -193,15 +195,51 @@ def select_csf_rows(df: pd.DataFrame, max_angle_deg: float = ACHROMATIC_MAX_ANGL
     return select_periodic(select_static(select_foveal(select_achromatic(df, max_angle_deg))))
 
 
+def select_datasets(df: pd.DataFrame, datasets: str | Sequence[str]) -> pd.DataFrame:
+    """Rows of "all" datasets, of one dataset id (e.g. "modelfest") or of a list of ids."""
+    if isinstance(datasets, str):
+        return df if datasets == "all" else df[df["dataset"] == datasets]
+    return df[df["dataset"].isin(list(datasets))]
+
+
+#: the primary reference, listed first in every table; the label of all datasets taken together, listed last
+FIRST_DATASET = "modelfest"
+POOLED = "pooled"
+
+
+def dataset_order(names: Iterable[str]) -> list[str]:
+    """ModelFest first, then the others alphabetically."""
+    uniq = sorted(set(names))
+    return ([FIRST_DATASET] if FIRST_DATASET in uniq else []) + [d for d in uniq if d != FIRST_DATASET]
+
+
+def order_with_pooled(names: Iterable[str]) -> list[str]:
+    """`dataset_order` of the datasets, then the pooled label when present."""
+    names = list(names)
+    return [*dataset_order(n for n in names if n != POOLED), *([POOLED] if POOLED in names else [])]
+
+
+def aggregated_sha256() -> dict[str, str]:
+    """{file name: sha256} of the aggregated measurements, for manifests."""
+    name = MEASUREMENT_FILES["aggregated"]
+    return {name: sha256_file(hvs_file(name))}
+
+
 __all__ = [
     "ACHROMATIC_MAX_ANGLE_DEG",
+    "FIRST_DATASET",
     "GEOMETRY_COLUMNS",
     "MEASUREMENT_FILES",
+    "POOLED",
     "achromatic_angle_deg",
+    "aggregated_sha256",
+    "dataset_order",
     "hvs_file",
     "load_measurements",
+    "order_with_pooled",
     "select_achromatic",
     "select_csf_rows",
+    "select_datasets",
     "select_foveal",
     "select_modelfest",
     "select_periodic",

@@ -63,10 +63,10 @@ from psychofeat.distance_bank import ReferenceStats, SelectionBank
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
 from psychofeat.features import FeatureExtractor
 from psychofeat.hvs.network_csf import STATUS_BELOW, STATUS_OK, STATUS_UNDETECTED, bisect_log_contrast
-from psychofeat.hvs.threshold_stimuli import Display, ThresholdStimuli, dataset_order
+from psychofeat.hvs.data import POOLED, aggregated_sha256, dataset_order, order_with_pooled
+from psychofeat.hvs.threshold_stimuli import Display, ThresholdStimuli
 from psychofeat.selection import Selection
 
-POOLED = "pooled"
 CENSORED_LOW, CENSORED_HIGH = "censored_low", "censored_high"
 
 
@@ -120,9 +120,7 @@ class FeatureBank:
         self.names = [m.name for m in self.metrics]
         self.groups = [m.group for m in self.metrics]
         channels = {m.name: {backbone.canonical_layer(k): v for k, v in m.channels.items()} for m in self.metrics}
-        from psychofeat.experiments.analyze import depth_order
-
-        self.layers = depth_order(backbone, list(dict.fromkeys(k for c in channels.values() for k in c)))
+        self.layers = backbone.depth_order([k for c in channels.values() for k in c])
         self.extractor = FeatureExtractor(backbone, self.layers)
         # float64: threshold-level differences; torch's threads: the float64 products are large enough to gain
         self.bank = SelectionBank(channels, self.layers, backbone.layer_channels(self.layers),
@@ -544,7 +542,6 @@ def run_detect(
     """Build the stimuli and metrics, run the benchmark, and write ``detection_scores.csv`` (per metric and
     dataset), ``detection_rows.csv`` (per stimulus and metric), ``detection_random.csv``, ``stimuli.csv``,
     ``stimuli_skipped.csv``, ``manifest.json`` and ``report.html`` into `out`."""
-    from psychofeat.hvs.data import MEASUREMENT_FILES, hvs_file
     from psychofeat.hvs.threshold_stimuli import threshold_stimuli
     from psychofeat.io import prepare_out_dir, provenance, sha256_file, write_json, write_table
 
@@ -565,7 +562,7 @@ def run_detect(
         selection_sha256=sha256_file(selection) if selection is not None else None,
         displays={k: v.to_dict() for k, v in stimuli.displays.items()},
         stimuli_used=stimuli.describe().to_dict("records"), notes=plan.notes, device=device,
-        data_sha256={MEASUREMENT_FILES["aggregated"]: sha256_file(hvs_file(MEASUREMENT_FILES["aggregated"]))},
+        data_sha256=aggregated_sha256(),
     )
     info = provenance(command_name="hvs detect", **result.info)
     write_json(out_dir / "manifest.json", info)
@@ -582,8 +579,7 @@ def run_detect(
 
 def summary_table(scores: pd.DataFrame, random: pd.DataFrame, datasets: Sequence[str] | None = None) -> pd.DataFrame:
     """Metrics × (dataset: score, rmse, spearman), random-k selections as one 'mean ± sd' row per bank."""
-    datasets = list(datasets or [*dataset_order([d for d in scores["dataset"].unique() if d != POOLED]),
-                                 *([POOLED] if POOLED in set(scores["dataset"]) else [])])
+    datasets = list(datasets or order_with_pooled(scores["dataset"].unique()))
     fixed = scores[scores["group"] != "pe-random"]
     rows: list[dict[str, Any]] = []
     for metric, g in fixed.groupby("metric", sort=False):

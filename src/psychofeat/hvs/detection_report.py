@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from psychofeat.hvs.detection import POOLED, DetectionResult, summary_table
-from psychofeat.hvs.threshold_stimuli import ThresholdStimuli, dataset_order
+from psychofeat.hvs.data import order_with_pooled
+from psychofeat.hvs.detection import DetectionResult, summary_table
+from psychofeat.hvs.threshold_stimuli import ThresholdStimuli
 
 
 def build_report(result: DetectionResult, info: dict[str, Any]) -> Any:
@@ -75,8 +76,7 @@ def _stimuli_figure(stimuli: ThresholdStimuli) -> Any:
 def _selection_figure(scores: pd.DataFrame) -> Any:
     import matplotlib.pyplot as plt
 
-    datasets = [*dataset_order([d for d in scores["dataset"].unique() if d != POOLED]),
-                *([POOLED] if POOLED in set(scores["dataset"]) else [])]
+    datasets = order_with_pooled(scores["dataset"].unique())
     reference = scores[scores["group"] == "reference"].set_index("dataset")["rmse"]
     scores = scores[scores["group"] != "reference"]
     fixed = scores[scores["group"] != "pe-random"]

@@ -265,7 +265,7 @@ class LayerResponses:
         """Forward the gratings `keys` up to layer `depth`; cache D for every layer up to it."""
         ext = self._extractor(depth)
         per = self.n_per_freq
-        bs = max(1, self.config.batch_size // per) if per <= self.config.batch_size else 1
+        bs = max(1, self.config.batch_size // per)
         for start in range(0, len(keys), bs):
             chunk = keys[start : start + bs]
             fi = np.array([k[0] for k in chunk], dtype=np.int64)
@@ -314,7 +314,7 @@ def network_thresholds(
     Returns a long table: layer, freq_cpd, log10_threshold, threshold, sensitivity (1/threshold; 0 when
     undetected), status, slope (local exponent of D at threshold), gray_norm."""
     config = config or NetworkCSFConfig()
-    names = _depth_order(backbone, layers)
+    names = backbone.depth_order(layers)
     resp = LayerResponses(backbone, names, config, device)
     n_f, n_l = len(resp.freqs), len(names)
     lay = np.repeat(np.arange(n_l), n_f)
@@ -340,12 +340,6 @@ def network_thresholds(
         "gray_norm": resp.gray_norm[lay],
         "n_images": resp.n_images,
     })
-
-
-def _depth_order(backbone: Backbone, layers: Sequence[str]) -> list[str]:
-    from psychofeat.experiments.analyze import depth_order
-
-    return depth_order(backbone, layers)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,11 +59,13 @@ import torch
 from psychofeat.errors import InputError
 from psychofeat.hvs.data import (
     ACHROMATIC_MAX_ANGLE_DEG,
+    dataset_order,
+    hvs_file,
     load_measurements,
     select_csf_rows,
-    select_modelfest,
+    select_datasets,
 )
-from psychofeat.stimuli import ViewingGeometry, gabor, linear_grating
+from psychofeat.stimuli import ViewingGeometry, gabor, linear_grating, uniform_field
 
 #: castleCSF's aperture names (datasets.json) -> how psychofeat renders them (None: not renderable)
 APERTURES: dict[str, str | None] = {
@@ -74,7 +76,6 @@ APERTURES: dict[str, str | None] = {
 }
 #: cosine phase in `psychofeat.stimuli`'s sin(2π f d + φ) convention
 COSINE_PHASE = math.pi / 2
-FIRST_DATASET = "modelfest"
 SKIP_REASONS = ("luminance", "frequency", "contrast", "envelope", "aperture")
 
 
@@ -123,16 +124,8 @@ class Display:
 
 def dataset_apertures() -> dict[str, str]:
     """castleCSF's aperture name per dataset (``datasets.json``)."""
-    from psychofeat.hvs.data import hvs_file
-
     info = json.loads(hvs_file("datasets.json").read_text(encoding="utf-8"))["datasets"]
     return {k: str(v.get("aperture", "")) for k, v in info.items()}
-
-
-def dataset_order(names: Iterable[str]) -> list[str]:
-    """ModelFest first, then the others alphabetically."""
-    uniq = sorted(set(names))
-    return ([FIRST_DATASET] if FIRST_DATASET in uniq else []) + [d for d in uniq if d != FIRST_DATASET]
 
 
 def aperture_extent_deg(stimulus: str, aperture: str, ge_sigma: float, area: float, display: Display) -> float:
@@ -229,7 +222,7 @@ class ThresholdStimuli:
 
     def blank(self, size: int, mean: float = 0.5) -> torch.Tensor:
         """The uniform field the stimuli are compared with (1×3×S×S)."""
-        return torch.full((1, 3, int(size), int(size)), float(mean), dtype=torch.float32)
+        return uniform_field(int(size), float(mean))
 
     def size_groups(self, index: Sequence[int] | np.ndarray | None = None) -> dict[tuple[int, float], np.ndarray]:
         """Stimulus indices grouped by (image size, mean grey): each group can be batched together."""
@@ -320,14 +313,7 @@ def threshold_stimuli(
     if min_luminance < 0:
         raise InputError(f"min_luminance must be ≥ 0 cd/m², got {min_luminance}.")
     df = load_measurements("aggregated") if measurements is None else measurements
-    rows = select_csf_rows(df, max_angle_deg)
-    if isinstance(datasets, str):
-        if datasets == "modelfest":
-            rows = select_modelfest(rows)
-        elif datasets != "all":
-            rows = rows[rows["dataset"] == datasets]
-    else:
-        rows = rows[rows["dataset"].isin(list(datasets))]
+    rows = select_datasets(select_csf_rows(df, max_angle_deg), datasets)
     if rows.empty:
         raise InputError(f"no achromatic foveal static Gabor/grating rows for datasets={datasets!r}.")
     apertures = dataset_apertures()
@@ -375,7 +361,6 @@ __all__ = [
     "Display",
     "ThresholdStimuli",
     "aperture_mask",
-    "dataset_order",
     "render_pattern",
     "threshold_stimuli",
 ]

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BICUBIC = "bicubic"
+#: the columns that identify a row of the per-image table; every other column is a score
+ID_COLUMNS = ("set", "name", "canonical_name", "method")
 DEFAULT_SETS = ("set5", "set14", "bsd100")
 #: networks whose all-channel distance `sr eval` reports by default (a missing optional one is skipped)
 DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
@@ -185,7 +187,7 @@ def evaluate_models(
     from tqdm.auto import tqdm
 
     extra = dict(extra_metrics or {})
-    reserved = {"set", "name", "canonical_name", "method", "psnr", "ssim"}
+    reserved = {*ID_COLUMNS, "psnr", "ssim"}
     if reserved & extra.keys():
         raise InputError(f"extra metric names must not reuse the columns {sorted(reserved & extra.keys())}.")
     if BICUBIC in models:
@@ -233,11 +235,15 @@ def _example(pair: BenchmarkPair, outputs: Mapping[str, torch.Tensor], crop_size
     return Example(pair.set, pair.canonical_name, box, crops)
 
 
+def score_columns(per_image: pd.DataFrame) -> list[str]:
+    """The score columns of a per-image table (everything but the identifying columns)."""
+    return [c for c in per_image.columns if c not in ID_COLUMNS]
+
+
 def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
     """Mean of every score per (set, method), with the image count; sets in benchmark order."""
-    value_cols = [c for c in per_image.columns if c not in ("set", "name", "canonical_name", "method")]
     g = per_image.groupby(["set", "method"], sort=False)
-    summary = g[value_cols].mean().reset_index()
+    summary = g[score_columns(per_image)].mean().reset_index()
     summary.insert(2, "n_images", g.size().to_numpy())
     return summary
 
@@ -293,7 +299,7 @@ def write_eval_outputs(
         caption = (f"left to right: {', '.join(ex.crops)} — HR rows {top}–{top + size - 1}, "
                    f"columns {left}–{left + size - 1}")
         strip = _side_by_side(ex.crops)
-        rep.image(strip / 255.0, caption=caption, width=min(1100, 2 * strip.shape[1]))  # HtmlReport takes [0, 1]
+        rep.image(strip, caption=caption, width=min(1100, 2 * strip.shape[1]))
     rep.heading("Per image")
     rep.table(result.per_image, float_format="{:.4f}", max_rows=400)
     rep.provenance(meta)

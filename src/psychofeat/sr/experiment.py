@@ -35,7 +35,7 @@ import pandas as pd
 
 from psychofeat.errors import InputError, OutputExistsError, unknown_name
 from psychofeat.io import prepare_out_dir, read_json, sha256_file, write_json, write_table
-from psychofeat.sr.evaluate import DEFAULT_PERCEPTUAL, DEFAULT_SETS
+from psychofeat.sr.evaluate import DEFAULT_PERCEPTUAL, DEFAULT_SETS, score_columns
 
 if TYPE_CHECKING:
     from psychofeat.report import HtmlReport
@@ -263,10 +263,6 @@ def _evaluate(cfg: ExperimentConfig, runs: Path, progress: bool) -> tuple[EvalRe
 def higher_is_better(metric: str) -> bool:
     """PSNR and SSIM grow with quality; every distance column shrinks."""
     return metric in ("psnr", "ssim")
-
-
-def score_columns(per_image: pd.DataFrame) -> list[str]:
-    return [c for c in per_image.columns if c not in ("set", "name", "canonical_name", "method")]
 
 
 def paired_comparisons(per_image: pd.DataFrame, comparisons: Sequence[tuple[str, str]] = COMPARISONS,

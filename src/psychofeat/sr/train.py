@@ -207,15 +207,13 @@ def init_distributed(device: str) -> DistContext:
     """Join the process group that `torchrun` describes in the environment (WORLD_SIZE > 1), else run alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
     if world <= 1:
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
         return DistContext(device=dev)
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
         if dev.index not in (None, local_rank):
             log.warning("ignoring the index of --device %s under torchrun: rank uses cuda:%d", device, local_rank)
         dev = torch.device("cuda", local_rank)
