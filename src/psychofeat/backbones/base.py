@@ -6,14 +6,14 @@ trained on (torchvision: RGB normalised by ImageNet mean/std; Caffe: BGR, 0-255,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from psychofeat.errors import InputError, unknown_name
+from psychofeat.errors import InputError, WeightsError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,29 @@ def params_sha256(module: nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def fingerprint_check(
+    label: str, first: Callable[[nn.Module], torch.Tensor], first_name: str, expected_first: float, tol: float,
+    expected_sha256: str,
+) -> Callable[..., None]:
+    """A check that recognises one published set of weights: one known value, then the checksum of all of them.
+
+    The returned `verify(net, digest=None)` takes the parameters' checksum when the caller has it already.
+    """
+
+    def verify(net: nn.Module, digest: str | None = None) -> None:
+        value = float(first(net).detach())
+        if abs(value - expected_first) > tol:
+            raise WeightsError(f"{label} imagenet weights: {first_name} = {value}, expected {expected_first}.")
+        digest = digest or params_sha256(net)
+        if digest != expected_sha256:
+            raise WeightsError(
+                f"{label} imagenet weights: parameter checksum {digest[:16]}… differs from the published "
+                f"{expected_sha256[:16]}…; delete the cache entry and re-import."
+            )
+
+    return verify
 
 
 class Backbone(nn.Module):

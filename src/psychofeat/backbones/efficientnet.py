@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psychofeat.backbones.base import TORCHVISION, Preprocessing, params_sha256
+from psychofeat.backbones.base import TORCHVISION, Preprocessing, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
 from psychofeat.errors import WeightsError
 from psychofeat.weights.sources import PretrainedSource
@@ -187,17 +187,10 @@ def import_imagenet(dest: Path, source: Path | None = None) -> dict[str, Any]:
     )
 
 
-def verify_imagenet(net: nn.Module) -> None:
-    """The released weights are recognised by the stem BN's first bias and the checksum of the whole state."""
-    first = float(net._bn0.bias[0].detach())  # type: ignore[index]
-    if abs(first - FIRST_BN_BIAS) > 1e-9:
-        raise WeightsError(f"EfficientNet-Lite0 imagenet weights: stem BN bias[0] = {first}, expected {FIRST_BN_BIAS}.")
-    digest = params_sha256(net)
-    if digest != IMAGENET_PARAMS_SHA256:
-        raise WeightsError(
-            f"EfficientNet-Lite0 imagenet weights: checksum {digest[:16]}… differs from the release "
-            f"{IMAGENET_PARAMS_SHA256[:16]}…; delete the cache entry and re-import."
-        )
+#: the released weights are recognised by the stem BN's first bias and the checksum of the whole state
+verify_imagenet = fingerprint_check(
+    "EfficientNet-Lite0", lambda net: net._bn0.bias[0], "stem BN bias[0]", FIRST_BN_BIAS, 1e-9, IMAGENET_PARAMS_SHA256
+)
 
 
 SPEC = register_model(

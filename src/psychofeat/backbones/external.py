@@ -133,9 +133,8 @@ def default_layer_paths(net: nn.Module, traced: dict[str, TracedLayer]) -> list[
 
 
 def _load_weights(model: str, net: nn.Module, weights: str | Path | None) -> WeightsInfo:
-    from psychofeat.backbones.registry import parse_seeded
+    from psychofeat.backbones.registry import load_state_into, parse_seeded
     from psychofeat.io import sha256_file
-    from psychofeat.weights.state_dict import check_state_dict, load_state_dict_file
 
     if weights is None:
         raise InputError(
@@ -148,9 +147,7 @@ def _load_weights(model: str, net: nn.Module, weights: str | Path | None) -> Wei
     path = Path(w).expanduser()
     if not path.is_file():
         raise InputError(f"weights {w!r} for {model}: no such file. Expected a .pth path or random[:SEED].")
-    state = load_state_dict_file(path)
-    check_state_dict(net.state_dict(), state, f"{model} weights {path}")
-    net.load_state_dict(state)
+    load_state_into(net, path, model)
     return WeightsInfo("file", f"state dict from {path}", sha256=sha256_file(path), path=str(path))
 
 
@@ -171,12 +168,9 @@ def load_external(
     info = _load_weights(model, net, weights)
     info.params_sha256 = params_sha256(net)
     if preprocessing is not None:
-        from psychofeat.backbones.registry import known_preprocessings
+        from psychofeat.backbones.registry import resolve_preprocessing
 
-        known = known_preprocessings()
-        if preprocessing not in known:
-            raise unknown_name("preprocessing", preprocessing, known)
-        prep = known[preprocessing]
+        prep = resolve_preprocessing(preprocessing)
     else:
         prep = default_preprocessing(library, net)
     traced = trace_layers(net)

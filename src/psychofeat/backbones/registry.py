@@ -107,6 +107,25 @@ def parse_seeded(spec: str, kind: str) -> int | None:
     return None
 
 
+def resolve_preprocessing(name: str) -> Preprocessing:
+    """A preprocessing by name (generic, or any registered weight source's); unknown names list the known ones."""
+    known = known_preprocessings()
+    if name not in known:
+        raise unknown_name("preprocessing", name, known)
+    return known[name]
+
+
+def load_state_into(net: nn.Module, path: Path, what: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
+    """Load a state-dict file into `net`, checked parameter by parameter (keys under `ignore_prefixes` dropped)."""
+    from psychofeat.weights import check_state_dict, load_state_dict_file
+
+    state = load_state_dict_file(path)
+    if ignore_prefixes:
+        state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
+    check_state_dict(net.state_dict(), state, f"{what} weights {path}")
+    net.load_state_dict(state)
+
+
 def load_backbone(
     model: str | Backbone = "vgg16",
     weights: str | Path | None = None,
@@ -123,18 +142,15 @@ def load_backbone(
     spec = get_spec(model)
     net, info, prep = _load_weights(spec, weights)
     if preprocessing is not None:
-        known = known_preprocessings()
-        if preprocessing not in known:
-            raise unknown_name("preprocessing", preprocessing, known)
-        prep = known[preprocessing]
-    info.params_sha256 = params_sha256(net)
+        prep = resolve_preprocessing(preprocessing)
+    info.params_sha256 = info.params_sha256 or params_sha256(net)
     return Backbone(
         spec.name, net, spec.layer_paths, prep, info, spec.default_layers, metric_layers=spec.metric_layers
     ).to(device)
 
 
 def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Module, WeightsInfo, Preprocessing]:
-    from psychofeat.weights import check_state_dict, load_state_dict_file, obtain
+    from psychofeat.weights import obtain
     from psychofeat.weights.cache import read_manifest
     from psychofeat.io import sha256_file
 
@@ -172,11 +188,9 @@ def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Modul
         prep = Preprocessing.from_dict(manifest["preprocessing"]) if manifest and "preprocessing" in manifest else spec.file_preprocessing
         info = WeightsInfo("file", f"state dict from {path}", sha256=sha256_file(path) if path.is_file() else None, path=str(path))
         verify = None
-    state = load_state_dict_file(path)
-    state = {k: v for k, v in state.items() if not k.startswith(spec.ignore_prefixes)} if spec.ignore_prefixes else state
     net = spec.build()
-    check_state_dict(net.state_dict(), state, f"{spec.name} weights {path}")
-    net.load_state_dict(state)
+    load_state_into(net, path, spec.name, spec.ignore_prefixes)
+    info.params_sha256 = params_sha256(net)
     if verify is not None:
-        verify(net)
+        verify(net, info.params_sha256)
     return net, info, prep

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from psychofeat.backbones.base import TORCHVISION, Preprocessing, params_sha256
+from psychofeat.backbones.base import TORCHVISION, Preprocessing, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
 from psychofeat.errors import WeightsError
 from psychofeat.weights.sources import PretrainedSource
@@ -221,17 +221,10 @@ def import_imagenet(dest: Path, source: Path | None = None) -> dict[str, Any]:
 
 
 
-def verify_imagenet(net: nn.Module) -> None:
-    """The original weights are recognised by conv1's first bias and the checksum of all parameters."""
-    first = float(net.features[0].bias[0].detach())  # type: ignore[index]
-    if abs(first - FIRST_BIAS) > 1e-9:
-        raise WeightsError(f"SqueezeNet imagenet weights: conv1 bias[0] = {first}, expected {FIRST_BIAS}.")
-    digest = params_sha256(net)
-    if digest != IMAGENET_PARAMS_SHA256:
-        raise WeightsError(
-            f"SqueezeNet imagenet weights: parameter checksum {digest[:16]}… differs from the original "
-            f"{IMAGENET_PARAMS_SHA256[:16]}…; delete the cache entry and re-import."
-        )
+#: the original weights are recognised by conv1's first bias and the checksum of all parameters
+verify_imagenet = fingerprint_check(
+    "SqueezeNet", lambda net: net.features[0].bias[0], "conv1 bias[0]", FIRST_BIAS, 1e-9, IMAGENET_PARAMS_SHA256
+)
 
 
 SPEC = register_model(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from torch import nn
 
-from psychofeat.backbones.base import CAFFE_VGG, TORCHVISION, params_sha256
+from psychofeat.backbones.base import CAFFE_VGG, TORCHVISION, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
-from psychofeat.errors import WeightsError
 from psychofeat.weights.sources import PretrainedSource
+from psychofeat.weights.vgg16_import import FIRST_BIAS
 
 CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -70,19 +70,10 @@ def _import_imagenet(dest: Path, source: Path | None = None) -> dict:  # type: i
     return import_vgg16(dest, source)
 
 
-def verify_imagenet(net: nn.Module) -> None:
-    """The original weights are recognised by conv1_1's first bias and the checksum of all parameters."""
-    from psychofeat.weights.vgg16_import import FIRST_BIAS
-
-    first = float(net.features[0].bias[0].detach())  # type: ignore[index]
-    if abs(first - FIRST_BIAS) > 1e-6:
-        raise WeightsError(f"VGG-16 imagenet weights: conv1_1 bias[0] = {first}, expected {FIRST_BIAS}.")
-    digest = params_sha256(net)
-    if digest != IMAGENET_PARAMS_SHA256:
-        raise WeightsError(
-            f"VGG-16 imagenet weights: parameter checksum {digest[:16]}… differs from the original "
-            f"{IMAGENET_PARAMS_SHA256[:16]}…; delete the cache entry and re-import."
-        )
+#: the original weights are recognised by conv1_1's first bias and the checksum of all parameters
+verify_imagenet = fingerprint_check(
+    "VGG-16", lambda net: net.features[0].bias[0], "conv1_1 bias[0]", FIRST_BIAS, 1e-6, IMAGENET_PARAMS_SHA256
+)
 
 
 SPEC = register_model(

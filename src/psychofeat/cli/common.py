@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> None:
@@ -36,3 +37,13 @@ def csv_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A verb with sub-verbs, given none, lists them (as `psychofeat` alone lists the verbs)."""
+
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    return show

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from psychofeat.backbones.base import Preprocessing
 from psychofeat.errors import WeightsError
 from psychofeat.io import sha256_file
@@ -41,7 +39,7 @@ class PretrainedSource:
     url_sha256: str | None = None  # full digest or the prefix the publisher puts in the file name
     importer: Importer | None = None
     import_hint: str = ""  # the command that imports it by hand
-    verify: Callable[[nn.Module], None] | None = None  # recognises these weights once loaded (fingerprints)
+    verify: Callable[..., None] | None = None  # verify(net, params_sha256=None): recognises these weights once loaded
 
 
 def obtain(source: PretrainedSource, allow_download: bool = True, allow_import: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -76,18 +74,22 @@ def _download_entry(source: PretrainedSource, pth: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=_mkdir(pth.parent)) as tmpdir:
         tmp = Path(tmpdir) / Path(source.url).name
         download(source.url, tmp, source.url_sha256)
-        state = load_state_dict_file(tmp)
-        return write_entry(
-            pth,
-            state,
-            {
-                "source": source.url,
-                "source_sha256": sha256_file(tmp),
-                "preprocessing": source.preprocessing.to_dict(),
-                "weights": source.name,
-                "description": source.description,
-            },
-        )
+        return _entry_from_file(source, pth, tmp, source.url, sha256_file(tmp))
+
+
+def _entry_from_file(source: PretrainedSource, pth: Path, file: Path, origin: str, digest: str) -> dict[str, Any]:
+    """Write the cache entry `pth` of `source` from a state-dict file (already checked against its checksum)."""
+    return write_entry(
+        pth,
+        load_state_dict_file(file),
+        {
+            "source": origin,
+            "source_sha256": digest,
+            "preprocessing": source.preprocessing.to_dict(),
+            "weights": source.name,
+            "description": source.description,
+        },
+    )
 
 
 def _mkdir(p: Path) -> Path:
@@ -111,19 +113,7 @@ def import_source(source: PretrainedSource, from_file: Path | None = None) -> tu
                 f"{from_file} has sha256 {digest[:16]}…, expected {source.url_sha256[:16]}… for the "
                 f"{source.name!r} weights ({source.description})."
             )
-        state = load_state_dict_file(from_file)
-        manifest = write_entry(
-            pth,
-            state,
-            {
-                "source": str(from_file),
-                "source_sha256": digest,
-                "preprocessing": source.preprocessing.to_dict(),
-                "weights": source.name,
-                "description": source.description,
-            },
-        )
-        return pth, manifest
+        return pth, _entry_from_file(source, pth, from_file, str(from_file), digest)
     if source.importer is not None:
         return pth, source.importer(pth, Path(from_file) if from_file else None)
     return obtain(source)

@@ -41,24 +41,14 @@ CONVS: list[tuple[int, int, int]] = [
     (4, 1, 17), (4, 2, 19), (4, 3, 21),
     (5, 1, 24), (5, 2, 26), (5, 3, 28),
 ]  # fmt: skip
-SHAPES: dict[int, tuple[int, int]] = {
-    0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256), 14: (256, 256),
-    17: (512, 256), 19: (512, 512), 21: (512, 512), 24: (512, 512), 26: (512, 512), 28: (512, 512),
-}  # fmt: skip
-
-
 def _check(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
-    for idx, (out_c, in_c) in SHAPES.items():
-        w, b = state.get(f"features.{idx}.weight"), state.get(f"features.{idx}.bias")
-        if w is None or b is None:
-            raise WeightsError(f"{what}: convolution features.{idx} is missing.")
-        if tuple(w.shape) != (out_c, in_c, 3, 3) or tuple(b.shape) != (out_c,):
-            raise WeightsError(
-                f"{what}: features.{idx} has shapes {tuple(w.shape)}/{tuple(b.shape)}, expected "
-                f"({out_c}, {in_c}, 3, 3)/({out_c},): not VGG-16."
-            )
-        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
-            raise WeightsError(f"{what}: features.{idx} contains NaN/inf values; the file is corrupt.")
+    """VGG-16's 13 convolutions, checked parameter by parameter, carrying the original weights' fingerprint."""
+    from psychofeat.backbones.vgg import VGG16Trunk
+    from psychofeat.weights.state_dict import check_state_dict
+
+    with torch.device("meta"):  # shapes only, nothing allocated
+        expected = VGG16Trunk().state_dict()
+    check_state_dict(expected, state, what)
     first = float(state["features.0.bias"][0])
     if abs(first - FIRST_BIAS) > 1e-6:
         raise WeightsError(

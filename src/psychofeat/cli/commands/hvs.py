@@ -4,10 +4,9 @@ can be added next to `csf-check` without touching the top-level CLI."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from psychofeat.cli.common import add_model_args, add_out_args, csv_list
+from psychofeat.cli.common import add_model_args, add_out_args, csv_list, show_help
 
 
 def register(subparsers: Any) -> None:
@@ -19,20 +18,10 @@ def register(subparsers: Any) -> None:
         description="Human-vision reference checks built on castleCSF's contrast-sensitivity measurements.",
     )
     hvs_sub = parser.add_subparsers(dest="hvs_command", metavar="SUBCOMMAND")
-    parser.set_defaults(func=_print_help(parser))
+    parser.set_defaults(func=show_help(parser))
     _register_csf_check(hvs_sub)
     _register_network_csf(hvs_sub)
     _register_detect(hvs_sub)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    """`psychofeat hvs` alone lists the sub-verbs, like `psychofeat` alone lists the verbs."""
-
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 0
-
-    return show
 
 
 def _register_csf_check(hvs_sub: Any) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from psychofeat.cli.common import csv_list
+from psychofeat.cli.common import csv_list, show_help
 
 if TYPE_CHECKING:
     from psychofeat.sr.train import TrainConfig
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(torchrun-ready), evaluation on Set5/Set14/BSD100 (PSNR/SSIM on Y, 4 px shave), and upscaling files.",
     )
     sub = p.add_subparsers(dest="sr_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    p.set_defaults(func=show_help(p))
     _register_train(sub)
     _register_eval(sub)
     _register_upscale(sub)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from psychofeat.cli.common import show_help
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("weights", help="import / list / verify pretrained weights in the cache")
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ver.add_argument("model")
     ver.add_argument("--weights", default=None)
     ver.set_defaults(func=run_verify)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    p.set_defaults(func=show_help(p))
 
 
 def run_import(args: argparse.Namespace) -> int:
