@@ -63,11 +63,6 @@ def pair_distance_map(fx: torch.Tensor, fy: torch.Tensor, mode: str, eps: float 
     raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
 
 
-def layer_distance_map(fx: torch.Tensor, fy: torch.Tensor, mode: str, eps: float = DEFAULT_EPS) -> torch.Tensor:
-    """Per-position distance N×H×W between two feature maps of selected channels (computed in fp32)."""
-    return pair_distance_map(fx.float(), fy.float(), mode, eps)
-
-
 def channel_distances(fx: torch.Tensor, fy: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
     """Single-channel distances N×C: mean_{h,w}(φx − φy)² / (mean_{h,w} φy² + ε), y the reference."""
     fx, fy = fx.float(), fy.float()
@@ -103,14 +98,14 @@ class SelectedChannelDistance(nn.Module):
         self.eps = float(eps)
         self.selection = selection
         self.layers = [backbone.canonical_layer(lay) for lay in selection.layers]
-        selection.check_compatible(backbone.name, backbone.layer_channels(self.layers), backbone.weights_info.params_sha256)
+        n_ch = backbone.layer_channels(self.layers)
+        selection.check_compatible(backbone.name, n_ch, backbone.weights_info.params_sha256)
         self.extractor = FeatureExtractor(backbone, self.layers)
         weights = dict(layer_weights) if layer_weights else {lay: 1.0 / len(self.layers) for lay in self.layers}
         unknown = [k for k in weights if k not in self.layers]
         if unknown or len(weights) != len(self.layers):
             raise InputError(f"layer_weights must give one weight per selected layer {self.layers}; got {list(weights)}.")
         self.layer_weights = {lay: float(weights[lay]) for lay in self.layers}
-        n_ch = backbone.layer_channels(self.layers)
         self._index_names: dict[str, str | None] = {}
         for i, lay in enumerate(self.layers):
             idx = torch.as_tensor(selection.channels[selection.layers[i]], dtype=torch.long)
@@ -153,7 +148,7 @@ class SelectedChannelDistance(nn.Module):
         fx = self._select(layer, fx).float()
         if self.mode == "normalized":  # py − φx·rx in one fused pass
             return channel_sq_sum(torch.addcmul(py, fx, inv_norm(fx, self.eps), value=-1.0))
-        return channel_sq_sum(fx - py) / fx.shape[1]
+        return pair_distance_map(fx, py, "mse", self.eps)
 
     def reference(self, y: torch.Tensor) -> ReferenceFeatures:
         """Features of reference images, computed once (no gradient) and reused by `maps(x, ref=...)`."""

@@ -165,7 +165,7 @@ class _LayerPlan:
 
     columns: np.ndarray  # bank columns, normalized first
     norm_mask: torch.Tensor  # C × #normalized
-    mse_mask: torch.Tensor  # C × #mse
+    mse_mask: torch.Tensor  # C × #mse, float64: applied to the channels' summed squared differences
     mse_counts: torch.Tensor  # #mse, float64: channels per mse column (its distance is a mean over them)
 
 
@@ -283,14 +283,15 @@ class SelectionBank:
         norm = [j for j in used if columns[j][0] == "normalized"]
         mse = [j for j in used if columns[j][0] == "mse"]
 
-        def mask(cols: list[int]) -> torch.Tensor:
-            m = torch.zeros(n_channels, len(cols), dtype=self.dtype)
+        def mask(cols: list[int], dtype: torch.dtype) -> torch.Tensor:
+            m = torch.zeros(n_channels, len(cols), dtype=dtype)
             for i, j in enumerate(cols):  # a loop over selections; channels are set in one indexed write
                 m[torch.from_numpy(columns[j][1][layer]), i] = 1.0
             return m.to(self.device)
 
         counts = torch.tensor([float(columns[j][1][layer].size) for j in mse], dtype=torch.float64)
-        return _LayerPlan(np.array(norm + mse, dtype=np.int64), mask(norm), mask(mse), counts.to(self.device))
+        return _LayerPlan(np.array(norm + mse, dtype=np.int64), mask(norm, self.dtype), mask(mse, torch.float64),
+                          counts.to(self.device))
 
     def _blocks(self, n_rows: int) -> list[slice]:
         return [slice(s, min(s + self.block, n_rows)) for s in range(0, n_rows, self.block)]
@@ -336,15 +337,14 @@ class SelectionBank:
                 delta = torch.sub(xb, yb, out=work.get("delta", n_ch, rows))
                 sq = torch.mul(delta, delta, out=work.get("sq", n_ch, rows))
                 d2_sum += sq.sum(dim=0, dtype=torch.float64)
-                if n_mse:
-                    acc[n_norm:] += torch.mm(sq, plan.mse_mask, out=work.get("sdd", n_mse, rows)).sum(
-                        dim=0, dtype=torch.float64)
                 if n_norm:
                     sdd = torch.mm(sq, plan.norm_mask, out=work.get("sdd", n_norm, rows))
                     sdy = torch.mm(delta.mul_(yb), plan.norm_mask, out=work.get("sdy", n_norm, rows))
                     sxx = torch.mm(torch.mul(xb, xb, out=sq), plan.norm_mask, out=work.get("sxx", n_norm, rows))
                     d = _distance_in_place(sdd, sdy, sxx, ref.ny2[layer][blk], ref.ny[layer][blk], self.eps, work)
                     acc[:n_norm] += d.sum(dim=0, dtype=torch.float64)
+        if n_mse:  # an mse column's sum of δ² is the sum of its channels' sums
+            acc[n_norm:] = d2_sum @ plan.mse_mask
         acc /= n_pos
         acc[n_norm:] /= plan.mse_counts
         row = np.full(self.n_columns, np.nan)
@@ -375,7 +375,7 @@ def direct_distances(
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, np.ndarray]:
     """Per-layer distances of each selection of one image pair (in the order of its layers) with the shared core:
-    `index_select` + `psychofeat.distance.pair_distance_map` in `dtype` (float32: `layer_distance_map`'s)."""
+    `index_select` + `psychofeat.distance.pair_distance_map` in `dtype` (float32: the metric's)."""
     dense_x: dict[str, torch.Tensor] = {}  # index_select on channels-last maps is slow: made dense once per layer
     dense_y: dict[str, torch.Tensor] = {}
     out: dict[str, np.ndarray] = {}

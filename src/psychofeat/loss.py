@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from psychofeat.backbones.base import Backbone
-from psychofeat.backbones.registry import load_backbone
-from psychofeat.distance import DEFAULT_EPS, SelectedChannelDistance
+from psychofeat.distance import DEFAULT_EPS
 from psychofeat.errors import InputError
-from psychofeat.metric import build_selection
+from psychofeat.metric import build_core
 from psychofeat.selection import Selection
 
 PIXEL_LOSSES = ("l1", "mse")
@@ -66,29 +65,18 @@ class PerceptualLoss(nn.Module):
             raise InputError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {pixel_loss!r}.")
         if pixel_weight < 0 or feature_weight < 0:
             raise InputError("loss weights must be non-negative.")
-        bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, weights, device=device)
-        sel = build_selection(bb, selection, layers, which, fraction, seed)
-        self.core = SelectedChannelDistance(bb, sel, mode, layer_weights, eps)
+        self.core = build_core(backbone, weights, selection, layers, mode, layer_weights, eps, which, fraction, seed,
+                               device, channels_last)
         self.pixel_weight = float(pixel_weight)
         self.feature_weight = float(feature_weight)
         self.pixel_loss = pixel_loss
         self.channels_last = channels_last
-        self.to(device)
-        if channels_last:
-            # weights in the inputs' layout, or every convolution re-lays them out on every call
-            self.core.backbone.to(memory_format=torch.channels_last)
-
-    def train(self, mode: bool = True) -> PerceptualLoss:
-        super().train(mode)
-        self.core.backbone.eval()
-        return self
 
     def feature_term(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             pred = pred.contiguous(memory_format=torch.channels_last)
             target = target.contiguous(memory_format=torch.channels_last)
-        ref = self.core.reference(target.detach())
-        maps = self.core.maps(pred, ref=ref)
+        maps = self.core.maps(pred, target.detach())  # the target's features are computed without a graph
         return self.core.combine(self.core.per_layer(maps)).mean()
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -62,6 +62,31 @@ def build_selection(
     return sel
 
 
+def build_core(
+    model: str | Backbone,
+    weights: str | None,
+    selection: Selection | str | os.PathLike[str] | None,
+    layers: Sequence[str] | None,
+    mode: str,
+    layer_weights: Mapping[str, float] | None,
+    eps: float,
+    which: str | None,
+    fraction: float | None,
+    seed: int,
+    device: str | torch.device,
+    channels_last: bool,
+) -> SelectedChannelDistance:
+    """The shared core of the metric and the loss: backbone + selection -> distance, on `device`."""
+    backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
+    sel = build_selection(backbone, selection, layers, which, fraction, seed)
+    core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps).to(device)
+    if channels_last:
+        # weights in the layout of the inputs: otherwise every convolution re-lays out its weights on every
+        # call (~59 MB of copies per VGG-16 forward). Values are unchanged; a shared backbone just gets faster.
+        core.backbone.to(memory_format=torch.channels_last)
+    return core
+
+
 def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return d.mean()
@@ -105,17 +130,11 @@ class PerceptualDistance(nn.Module):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
-        backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
-        sel = build_selection(backbone, selection, layers, which, fraction, seed)
-        self.core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps)
+        self.core = build_core(model, weights, selection, layers, mode, layer_weights, eps, which, fraction, seed,
+                               device, channels_last)
         self.reduction = reduction
         self.dtype = resolve_dtype(dtype)
         self.channels_last = channels_last
-        self.to(device)
-        if channels_last:
-            # weights in the layout of the inputs: otherwise every convolution re-lays out its weights on every
-            # call (~59 MB of copies per VGG-16 forward). Values are unchanged; a shared backbone just gets faster.
-            self.core.backbone.to(memory_format=torch.channels_last)
 
     @property
     def selection(self) -> Selection:

@@ -560,6 +560,29 @@ class PermutationResult:
         return asdict(self)
 
 
+def centred_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Average ranks of x and y minus their means, and the denominator of Spearman's rho (0: a constant side)."""
+    rx, ry = _sst.rankdata(x), _sst.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return rx, ry, float(np.sqrt((rx @ rx) * (ry @ ry)))
+
+
+def permuted_rhos(
+    rx: np.ndarray, ry: np.ndarray, den: float, rng: np.random.Generator, n_permutations: int, step: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """The permutation null of Spearman's rho: y's ranks shuffled against x's, `step` permutations at a time."""
+    for start in range(0, n_permutations, step):
+        m = min(step, n_permutations - start)
+        yield slice(start, start + m), rng.permuted(np.broadcast_to(ry, (m, ry.size)), axis=1) @ rx / den
+
+
+def srcc_resamples(preds: Mapping[str, np.ndarray], human: ArrayLike, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """SRCC of each metric on each resample (rows of `idx`, e.g. `bootstrap_indices`); the scores ranked once."""
+    ry = _sst.rankdata(np.asarray(human, dtype=np.float64)[idx], axis=-1)
+    return {k: _rowwise_pearson(_sst.rankdata(np.asarray(v, dtype=np.float64)[idx], axis=-1), ry)
+            for k, v in preds.items()}
+
+
 def spearman_permutation_test(
     x: ArrayLike, y: ArrayLike, n_permutations: int = 10_000, seed: int = 0
 ) -> PermutationResult:
@@ -573,18 +596,14 @@ def spearman_permutation_test(
     xa, ya = _as_pair(x, y, min_n=3)
     if n_permutations < 1:
         raise InputError(f"n_permutations must be at least 1, got {n_permutations}.")
-    rx = _sst.rankdata(xa)
-    ry = _sst.rankdata(ya)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    den = np.sqrt((rx @ rx) * (ry @ ry))
+    rx, ry, den = centred_ranks(xa, ya)
     if den == 0:
         return PermutationResult(float("nan"), float("nan"), int(n_permutations), int(seed))
     rho = float(rx @ ry / den)
     rng = np.random.default_rng(seed)
-    hits = 0
-    for sl in _chunks(n_permutations, xa.size):
-        perm = rng.permuted(np.broadcast_to(ry, (sl.stop - sl.start, ry.size)), axis=1)
-        hits += int((np.abs(perm @ rx / den) >= abs(rho) - 1e-12).sum())
+    step = max(1, _CHUNK_ELEMENTS // xa.size)
+    hits = sum(int((np.abs(null) >= abs(rho) - 1e-12).sum())
+               for _, null in permuted_rhos(rx, ry, den, rng, n_permutations, step))
     return PermutationResult(rho, (1 + hits) / (1 + n_permutations), int(n_permutations), int(seed))
 
 
@@ -598,6 +617,7 @@ __all__ = [
     "agreement_table",
     "bootstrap_indices",
     "bootstrap_statistics",
+    "centred_ranks",
     "check_score_type",
     "fit_logistic",
     "krcc",
@@ -605,10 +625,12 @@ __all__ = [
     "orient",
     "pearson",
     "percentile_ci",
+    "permuted_rhos",
     "plcc",
     "rmse",
     "spearman_permutation_test",
     "srcc",
+    "srcc_resamples",
     "srcc_rows",
     "two_afc",
     "two_afc_score",

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psychofeat.config import find_data_root
-from psychofeat.datasets.base import Triplet, TwoAFCDataset, missing_files_error
+from psychofeat.datasets.base import Triplet, TwoAFCDataset, bundled_root, missing_files_error
 from psychofeat.errors import DataMissingError, InputError, unknown_name
 
 NAME = "bapps-2afc"
@@ -91,15 +90,7 @@ def load_bapps_2afc(
 
 
 def _root(root: str | os.PathLike[str] | None) -> Path:
-    if root is not None:
-        return Path(root).expanduser()
-    data = find_data_root()
-    if data is not None and (data / FOLDER).is_dir():
-        return data / FOLDER
-    raise DataMissingError(
-        f"dataset {NAME!r} is not bundled: give the folder of your BAPPS copy as the dataset root (root=...), "
-        f"or place it at <data root>/{FOLDER}. Expected layout: {LAYOUT}."
-    )
+    return Path(root).expanduser() if root is not None else bundled_root(NAME, FOLDER, LAYOUT, "your BAPPS copy")
 
 
 def _stems(folder: Path, suffix: str) -> set[str]:

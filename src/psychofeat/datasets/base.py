@@ -14,6 +14,7 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
+from psychofeat.config import find_data_root
 from psychofeat.errors import DataMissingError, InputError
 from psychofeat.stats import ScoreType, check_score_type
 
@@ -27,6 +28,17 @@ class MissingFilesError(DataMissingError):
     def __init__(self, message: str, missing: Sequence[Path]) -> None:
         super().__init__(message)
         self.missing: list[Path] = list(missing)
+
+
+def bundled_root(name: str, folder: str, layout: str, what: str = "your copy") -> Path:
+    """`<data root>/<official folder>` when it exists; otherwise a `DataMissingError` asking for the root."""
+    data = find_data_root()
+    if data is not None and (data / folder).is_dir():
+        return data / folder
+    raise DataMissingError(
+        f"dataset {name!r} is not bundled: give the folder of {what} as the dataset root (root=...), "
+        f"or place it at <data root>/{folder}. Expected layout: {layout}."
+    )
 
 
 def missing_files_error(

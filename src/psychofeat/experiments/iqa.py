@@ -19,8 +19,8 @@ Cost. Every image goes through the network once: reference features once per ref
 pass per distorted image capturing all layers. Every selection is then evaluated from those feature maps at
 once by `psychofeat.distance_bank.SelectionBank` in float32 (per-position channel sums as matrix products and
 an exact identity, instead of one `index_select` + distance per selection). The shared core stays the
-reference: the first pair of every run is recomputed with `psychofeat.distance.layer_distance_map` for the
-headline selections and the run stops if they disagree (`verification` in manifest.json); the tests compare
+reference: the first pair of every run is recomputed with `psychofeat.distance.pair_distance_map` (float32) for
+the headline selections and the run stops if they disagree (`verification` in manifest.json); the tests compare
 every pair of a fixture set with `PerceptualDistance` itself.
 """
 
@@ -51,7 +51,7 @@ from psychofeat.images import check_pair, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.probe import compute_context, resolve_dtype
 from psychofeat.selection import Selection
-from psychofeat.stats import agreement, bootstrap_indices, orient, percentile_ci
+from psychofeat.stats import agreement, bootstrap_indices, orient, percentile_ci, srcc, srcc_resamples
 
 FORMAT = "psychofeat.iqa/1"
 #: k (fraction of each layer's channels) of the agreement-vs-k curve of `iqa-claim`
@@ -309,17 +309,6 @@ def as_distance(name: str, values: np.ndarray) -> np.ndarray:
     return -values if name in BASELINES else values
 
 
-def _srcc_resamples(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """SRCC of each bootstrap resample (rows of idx), ties as average ranks."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
-
-
 def summarize_seeds(per_seed: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, sd (ddof = 1), min and max over seeds of each statistic."""
     out: dict[str, dict[str, float]] = {}
@@ -341,11 +330,10 @@ def paired_differences(
     n = human.size
     idx = bootstrap_indices(n, n_boot, seed) if n_boot > 0 else np.arange(n)[None]
     y = np.asarray(human, dtype=np.float64)
-    boot = {k: _srcc_resamples(orient(as_distance(k, v), score_type), y, idx) for k, v in values.items()
-            if k not in seeds}
-    point = {k: float(_srcc_resamples(orient(as_distance(k, v), score_type), y, np.arange(n)[None])[0])
-             for k, v in values.items()}
-    boot["random"] = np.mean([_srcc_resamples(orient(values[s], score_type), y, idx) for s in seeds], axis=0)
+    oriented = {k: orient(as_distance(k, v), score_type) for k, v in values.items()}
+    boot = srcc_resamples(oriented, y, idx)
+    point = {k: srcc(v, y) for k, v in oriented.items()}
+    boot["random"] = np.mean([boot.pop(s) for s in seeds], axis=0)
     point["random"] = float(np.mean([point[s] for s in seeds]))
     pairs = [("top", "bottom"), ("top", "random"), ("top", "all"), ("bottom", "random"), ("all", "random"),
              ("all", "psnr"), ("all", "ssim"), ("top", "ssim")]

@@ -22,7 +22,7 @@ import pandas as pd
 from psychofeat.distance_bank import SelectionBank
 from psychofeat.errors import InputError
 from psychofeat.selection import Selection
-from psychofeat.stats import orient, spearman_permutation_test, srcc_rows
+from psychofeat.stats import centred_ranks, orient, permuted_rhos, spearman_permutation_test, srcc_rows
 
 
 # ------------------------------------------------------------------------------------------------- selections
@@ -78,23 +78,17 @@ def mean_rho_permutation_test(
     every layer contributes one permuted rho per permutation and their mean forms the null distribution;
     p = (1 + #{|mean_perm| ≥ |mean_obs|}) / (1 + n_permutations), as `spearman_permutation_test`.
     """
-    from scipy.stats import rankdata
-
     rng = np.random.default_rng(seed)
     observed, null = [], np.zeros(n_permutations)
     used = 0
     for x, y in pairs:
-        rx, ry = rankdata(x), rankdata(y)
-        rx, ry = rx - rx.mean(), ry - ry.mean()
-        den = float(np.sqrt((rx @ rx) * (ry @ ry)))
+        rx, ry, den = centred_ranks(x, y)
         if x.size < 3 or den == 0:
             continue
         used += 1
         observed.append(float(rx @ ry) / den)
-        step = max(1, 2_000_000 // x.size)
-        for start in range(0, n_permutations, step):
-            m = min(step, n_permutations - start)
-            null[start:start + m] += rng.permuted(np.broadcast_to(ry, (m, ry.size)), axis=1) @ rx / den
+        for sl, rhos in permuted_rhos(rx, ry, den, rng, n_permutations, max(1, 2_000_000 // x.size)):
+            null[sl] += rhos
     if not used:
         return {"mean_rho": float("nan"), "p_value": float("nan"), "n_layers": 0}
     mean_obs = float(np.mean(observed))
@@ -121,12 +115,13 @@ def pe_vs_agreement(
     if base.pe is None:
         raise InputError("the selection carries no PE (use the selection.json written by `psychofeat analyze`).")
     rows, chans = [], []
+    top_sel = base.select("top", fraction)
     for k, s in srcc.items():
         pe = base.pe[k]
         dead = base.unresponsive[k] if base.unresponsive is not None else np.zeros(pe.size, bool)
         ok = np.isfinite(s)
         top = np.zeros(pe.size, bool)
-        top[base.select("top", fraction).channels[k]] = True
+        top[top_sel.channels[k]] = True
         res = spearman_permutation_test(pe[ok], s[ok], n_permutations, seed) if ok.sum() >= 3 else None
         resp = ok & ~dead
         res_r = spearman_permutation_test(pe[resp], s[resp], n_permutations, seed) if resp.sum() >= 3 else None
