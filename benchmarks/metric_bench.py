@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from psychofeat.probe import compute_context
+from psychofeat.precision import compute_context
 
 from benchmarks.common import dtype_supported, loadavg, sync, time_interleaved
 from benchmarks.models import (

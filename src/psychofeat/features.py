@@ -46,6 +46,8 @@ class FeatureExtractor(nn.Module):
                 continue
             self.keys.append(key)
             self.paths.append(backbone.resolve_layer(layer))
+        # a plain list, so the hooked modules are not registered as submodules a second time
+        self._hooked: list[nn.Module] = [backbone.module(p) for p in self.paths]
         self.preprocess = preprocess
         self._clone = False  # switched on if an in-place op is found to modify a captured output
 
@@ -73,9 +75,8 @@ class FeatureExtractor(nn.Module):
 
             return hook
 
-        modules = dict(self.backbone.net.named_modules())
-        for key, path in zip(self.keys, self.paths):
-            handles.append(modules[path].register_forward_hook(make_hook(key)))
+        for key, module in zip(self.keys, self._hooked):
+            handles.append(module.register_forward_hook(make_hook(key)))
         try:
             inp = self.backbone.preprocess(x) if self.preprocess else x
             self.backbone.net(inp)

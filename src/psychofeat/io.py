@@ -58,14 +58,10 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
@@ -85,6 +81,8 @@ def _nan_to_none(obj: Any) -> Any:
         return [_nan_to_none(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return _nan_to_none(obj.tolist())
+    if hasattr(obj, "to_dict"):  # results and configs: their NaNs become null like any other
+        return _nan_to_none(obj.to_dict())
     return obj
 
 

@@ -22,7 +22,7 @@ from psychofeat.distance import DEFAULT_EPS, ReferenceFeatures, SelectedChannelD
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
 from psychofeat.images import check_images, check_pair
-from psychofeat.probe import compute_context, resolve_dtype
+from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
 
 MIN_SIZE = 32

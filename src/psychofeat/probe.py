@@ -6,7 +6,6 @@ not grow with the number of stimuli; channels are reduced on the fly (no per-cha
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
+from psychofeat.precision import compute_context, resolve_dtype
 
 
 class Renderable(Protocol):
@@ -42,21 +42,6 @@ class TensorStimuli:
         return self.images[start:stop]
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in table:
-        raise InputError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16.")
-    return table[dtype]
-
-
-def compute_context(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager[None]:
-    """Autocast for reduced precision; plain fp32 otherwise."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def probe(

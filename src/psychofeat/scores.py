@@ -138,12 +138,14 @@ def score_layer(
     orient_responses: np.ndarray,
     combination: str = "product",
     unresponsive_fraction: float = UNRESPONSIVE_FRACTION,
+    fscores: FrequencyScores | None = None,
 ) -> pd.DataFrame:
     """One row per channel: mu1, mu2, PE and the tuning summary.
 
-    `orient_responses` (C × N_θ) must be measured at each channel's f* (`frequency_scores(...).sens_index`).
+    `orient_responses` (C × N_θ) must be measured at each channel's f* (`frequency_scores(...).sens_index`);
+    pass that `fscores` when it is at hand, so it is not computed again.
     """
-    fs = frequency_scores(freqs, freq_responses, csf_at_mid, unresponsive_fraction)
+    fs = fscores if fscores is not None else frequency_scores(freqs, freq_responses, csf_at_mid, unresponsive_fraction)
     os_ = orientation_scores(orientations_deg, orient_responses)
     mid = np.sqrt(freqs[:-1] * freqs[1:])
     mu2 = np.where(fs.unresponsive, 0.0, os_.mu2)

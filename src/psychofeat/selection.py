@@ -101,15 +101,14 @@ class Selection:
             k = max(1, int(round(fraction * n)))
             dead = self.unresponsive[layer] if self.unresponsive is not None else np.zeros(n, bool)
             live = np.flatnonzero(~dead)
+            pool = live if live.size >= k else np.arange(n)  # the controls' pool: responsive channels
             if method == "top":
                 order = np.lexsort((np.arange(n), -pe))  # PE descending, ties by channel index
                 idx = order[:k]
             elif method == "bottom":
-                pool = live if live.size >= k else np.arange(n)
                 order = pool[np.lexsort((pool, pe[pool]))]
                 idx = order[:k]
             else:
-                pool = live if live.size >= k else np.arange(n)
                 idx = rng.choice(pool, size=k, replace=False)
             chosen[layer] = np.sort(idx.astype(np.int64))
         return replace(self, channels=chosen, method=method, fraction=float(fraction), seed=seed if method == "random" else None)

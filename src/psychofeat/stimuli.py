@@ -76,12 +76,10 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def _check_contrast(contrast: np.ndarray) -> None:
+def _check_levels(mean: float, contrast: np.ndarray) -> None:
+    """Contrasts in [0, 1] and a mean level in (0, 1) that leaves room for them below 1."""
     if not np.all(np.isfinite(contrast)) or np.any(contrast < 0) or np.any(contrast > 1):
         raise InputError(f"Michelson contrast must be in [0, 1], got values in [{contrast.min()}, {contrast.max()}].")
-
-
-def _check_mean(mean: float, contrast: np.ndarray) -> None:
     if not (0 < mean < 1):
         raise InputError(f"mean luminance level must be in (0, 1), got {mean}.")
     if np.any(mean * (1 + contrast) > 1 + 1e-12):
@@ -136,8 +134,7 @@ def linear_grating(
     """Linear sinusoidal gratings `mean·(1 + c·sin(2π·(f/ppd)·(x cosθ + y sinθ) + φ))`, batched by broadcasting."""
     size = _check_size(size)
     f, th, ph, c = _broadcast(freq_cpd, orientation_deg, phase, contrast)
-    _check_contrast(c)
-    _check_mean(mean, c)
+    _check_levels(mean, c)
     lum = mean * (1 + _col(c) * _linear_carrier(geometry, f, th, ph, size))
     return _to_images(lum)
 
@@ -153,8 +150,7 @@ def radial_grating(
     """Concentric (radial) gratings `mean·(1 + c·sin(2π·(f/ppd)·r + φ))`: every orientation at once."""
     size = _check_size(size)
     f, ph, c = _broadcast(freq_cpd, phase, contrast)
-    _check_contrast(c)
-    _check_mean(mean, c)
+    _check_levels(mean, c)
     x, y = _coords(size)
     r = torch.sqrt(x**2 + y**2).unsqueeze(0)
     arg = 2 * math.pi * _col(geometry.cycles_per_pixel(f)) * r + _col(ph)
@@ -178,8 +174,7 @@ def gabor(
     """
     size = _check_size(size)
     f, th, ph, c, sd = _broadcast(freq_cpd, orientation_deg, phase, contrast, sigma_deg)
-    _check_contrast(c)
-    _check_mean(mean, c)
+    _check_levels(mean, c)
     if np.any(sd <= 0) or not np.all(np.isfinite(sd)):
         raise InputError(f"Gabor envelope sigma must be positive (degrees), got {sd.min()}.")
     carrier = _linear_carrier(geometry, f, th, ph, size)
@@ -230,8 +225,7 @@ class ProbeProtocol:
             raise InputError(f"n_orient_freq must be in [1, n_freq − 1 = {self.n_freq - 1}], got {self.n_orient_freq}.")
         if self.freq_stimulus not in ("radial", "linear"):
             raise InputError(f"freq_stimulus must be 'radial' or 'linear', got {self.freq_stimulus!r}.")
-        _check_contrast(np.array([self.contrast]))
-        _check_mean(self.mean, np.array([self.contrast]))
+        _check_levels(self.mean, np.array([self.contrast]))
 
     @property
     def geometry(self) -> ViewingGeometry:

@@ -149,7 +149,7 @@ def analyze(
     tables = []
     for k in names:
         df = score_layer(k, p.frequencies, freq_resp[k], csf, p.orientations, orient[k], config.combination,
-                         config.unresponsive_fraction)
+                         config.unresponsive_fraction, fscores[k])
         df.insert(2, "name", [f"{k}:{c}" for c in df["channel"]])
         df["mu2_freq_cpd"] = grid[orient_freq_idx[k]]
         tables.append(df)

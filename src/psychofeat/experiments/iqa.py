@@ -49,7 +49,7 @@ from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_cl
 from psychofeat.features import FeatureExtractor
 from psychofeat.images import check_pair, load_image
 from psychofeat.metric import MIN_SIZE
-from psychofeat.probe import compute_context, resolve_dtype
+from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
 from psychofeat.stats import agreement, bootstrap_indices, orient, percentile_ci, srcc, srcc_resamples
 

@@ -38,6 +38,14 @@ pre { background: #f4f4f4; padding: .6em; overflow-x: auto; font-size: .8em; }
 """
 
 
+def _figure_html(uri: str, caption: str, width: int | None = None, pixelated: bool = True) -> str:
+    """An image with its caption; images shown pixel for pixel (no smoothing when enlarged) unless plots."""
+    w = f' width="{width}"' if width else ""
+    style = ' style="image-rendering: pixelated"' if pixelated else ""
+    return (f'<figure><img src="{uri}"{w}{style} alt="{html.escape(caption)}"/>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def fig_to_data_uri(fig: Any, dpi: int = 110) -> str:
     """Render a matplotlib figure to a base64 PNG data URI and close it."""
     buf = io.BytesIO()
@@ -81,28 +89,14 @@ class HtmlReport:
         self._parts.append(raw)
 
     def figure(self, fig: Any, caption: str = "", dpi: int = 110) -> None:
-        uri = fig_to_data_uri(fig, dpi=dpi)
-        self._parts.append(
-            f'<figure><img src="{uri}" alt="{html.escape(caption)}"/>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        self._parts.append(_figure_html(fig_to_data_uri(fig, dpi=dpi), caption, pixelated=False))
 
     def image(self, img: np.ndarray, caption: str = "", width: int | None = None) -> None:
-        uri = array_to_data_uri(img)
-        w = f' width="{width}"' if width else ""
-        self._parts.append(
-            f'<figure><img src="{uri}"{w} style="image-rendering: pixelated" alt="{html.escape(caption)}"/>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        self._parts.append(_figure_html(array_to_data_uri(img), caption, width))
 
     def gallery(self, images: list[tuple[np.ndarray, str]], width: int | None = None) -> None:
         """Several small images side by side (e.g. example stimuli or SR crops)."""
-        w = f' width="{width}"' if width else ""
-        items = "".join(
-            f'<figure><img src="{array_to_data_uri(img)}"{w} style="image-rendering: pixelated" '
-            f'alt="{html.escape(cap)}"/><figcaption>{html.escape(cap)}</figcaption></figure>'
-            for img, cap in images
-        )
+        items = "".join(_figure_html(array_to_data_uri(img), cap, width) for img, cap in images)
         self._parts.append(f'<div class="gallery">{items}</div>')
 
     def table(self, df: pd.DataFrame, caption: str = "", float_format: str = "{:.4g}", max_rows: int = 200) -> None:
