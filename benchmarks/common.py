@@ -27,21 +27,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall time of `fn` in seconds, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def time_interleaved(
     fns: Mapping[str, Callable[[], Any]], device: torch.device, repeats: int = 5, warmup: int = 1, inner: int = 1
 ) -> dict[str, dict[str, Any]]:
@@ -138,12 +123,6 @@ def dtype_supported(device: torch.device, dtype: torch.dtype) -> bool:
         return True
     except RuntimeError:
         return False
-
-
-def verdict(value: float | None, target: float, higher_is_better: bool) -> bool | None:
-    if value is None:
-        return None
-    return value >= target if higher_is_better else value <= target
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

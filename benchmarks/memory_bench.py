@@ -19,6 +19,7 @@ Variants: psychofeat-all, psychofeat-top25 (needs --selection), lpips, trunk (th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -58,10 +59,11 @@ def worker(variant: str, device: str, width: int, height: int, weights: str | No
     from benchmarks.models import bare_trunk, build_lpips, lpips_available
     from psychofeat.backbones import load_backbone
     from psychofeat.metric import PerceptualDistance
+    from psychofeat.precision import compute_context, resolve_dtype
 
     lp_ok, lp_reason = lpips_available()  # imported by every variant: same baseline
     dev = torch.device(device)
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    dt = resolve_dtype(dtype)
     backbone = load_backbone("vgg16", weights, device=dev)
     if variant == "psychofeat-all":
         model = PerceptualDistance(backbone, reduction="none", device=dev, dtype=dt)
@@ -89,8 +91,8 @@ def worker(variant: str, device: str, width: int, height: int, weights: str | No
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, height, width, generator=g).to(dev)
     y = torch.rand(1, 3, height, width, generator=g).to(dev)
-    ctx = torch.autocast(device_type=dev.type, dtype=dt) if (dt != torch.float32 and variant in ("lpips", "trunk")) \
-        else torch.autocast(device_type=dev.type, enabled=False)
+    # psychofeat's metric applies its own dtype; lpips and the bare trunk get the same autocast from outside
+    ctx = compute_context(dev, dt) if variant in ("lpips", "trunk") else contextlib.nullcontext()
     gc.collect()
     out: dict[str, Any] = {"variant": variant, "device": str(dev), "dtype": dtype, "width": width, "height": height}
     if dev.type == "cuda":

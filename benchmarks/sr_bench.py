@@ -1,8 +1,7 @@
 """Benchmark (c): one SRResNet ×4 training step with the top-k feature loss vs a pixel-only step.
 
-The step is the one of `psychofeat sr train` (src/psychofeat/sr/train.py, which has no separate step function, so
-its loop body is mirrored here line for line): the criterion comes from `psychofeat.sr.train.build_criterion`
-(pixel: L1; top: L1 + λ·d_top-25% through `PerceptualLoss`), autocast as `sr train` does it (bf16 on CUDA, none
+The step is the one of `psychofeat sr train` (`psychofeat.sr.train.train_step`, called here); the criterion comes
+from `psychofeat.sr.train.build_criterion` (pixel: L1; top: L1 + λ·d_top-25% through `PerceptualLoss`), autocast as `sr train` does it (bf16 on CUDA, none
 on CPU), Adam, `zero_grad(set_to_none=True)`, backward, step. Batch 16 of 24×24 LR → 96×96 HR patches (random
 values, already on the device: data loading is excluded from both variants alike). Each variant has its own
 SRResNet (same seed, same initial weights) and optimizer; steps are timed interleaved (benchmarks.common).

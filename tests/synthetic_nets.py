@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -74,3 +79,19 @@ def gabor_bank_backbone(gabors: list[GaborSpec], ppd: float, k: int = 41, cycles
     net = GreyConv(w, bias)
     return Backbone("gabor-bank", net, {"conv": "conv", "relu": "relu"}, IDENTITY,
                     WeightsInfo("synthetic", "Gabor filter bank with known tuning"), default_layers=["relu"])
+
+
+def synthetic_selection(
+    path: Path,
+    layers: Mapping[str, int],
+    model: str = "vgg16",
+    weights: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """A selection.json with random PE scores (seed 0) for `layers` {name: channels}: its structure is what matters."""
+    from psychofeat.selection import Selection
+
+    rng = np.random.default_rng(0)
+    rows = [{"layer": layer, "channel": c, "pe": float(rng.random()), "unresponsive": False}
+            for layer, n in layers.items() for c in range(n)]
+    return Selection.from_scores(pd.DataFrame(rows), model, weights, provenance=provenance).save(path)

@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+
+from synthetic_nets import synthetic_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -23,18 +23,10 @@ if str(ROOT) not in sys.path:
 def _selection_file(tmp_path: Path) -> Path:
     """A selection.json for random:0 VGG-16 weights with synthetic PE values (only its shape matters here)."""
     from psychofeat.backbones import load_backbone
-    from psychofeat.selection import Selection
 
     bb = load_backbone("vgg16", "random:0")
-    rng = np.random.default_rng(0)
-    rows = [
-        {"layer": layer, "channel": c, "pe": float(rng.random()), "unresponsive": False}
-        for layer, n in bb.layer_channels(bb.metric_layers).items()
-        for c in range(n)
-    ]
     weights = {"source": bb.weights_info.source, "params_sha256": bb.weights_info.params_sha256}
-    sel = Selection.from_scores(pd.DataFrame(rows), bb.name, weights, "top", 0.25)
-    return sel.save(tmp_path / "selection.json")
+    return synthetic_selection(tmp_path / "selection.json", bb.layer_channels(bb.metric_layers), bb.name, weights)
 
 
 def test_metric_benchmark_writes_documented_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -320,7 +320,7 @@ def test_selection_for_another_network_or_other_weights(fixture_set, tmp_path, b
         I.run_iqa(I.IqaConfig(dataset=str(csv), weights="random:1", selection=str(fixture_set[1])), progress=False)
 
 
-def test_two_afc_set_and_bad_options_are_refused(tmp_path) -> None:
+def test_bad_options_are_refused() -> None:
     with pytest.raises(InputError, match="fraction"):
         I.IqaConfig(fraction=0)
     with pytest.raises(InputError, match="mode"):

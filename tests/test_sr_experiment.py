@@ -18,7 +18,6 @@ import torch
 
 from psychofeat.cli import main
 from psychofeat.errors import InputError, UnknownNameError, WeightsError
-from psychofeat.selection import Selection
 from psychofeat.sr.evaluate import (
     DEFAULT_PERCEPTUAL,
     PerceptualColumn,
@@ -27,6 +26,7 @@ from psychofeat.sr.evaluate import (
     training_backbones,
 )
 from psychofeat.sr.experiment import FEATURE_LOSSES, METHODS, TINY, make_config, paired_comparisons
+from synthetic_nets import synthetic_selection
 
 LAYERS = {"relu2_2": 128, "relu3_3": 256, "relu4_3": 512}
 SMOKE = ["--tiny", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "2", "--patch", "32", "--blocks", "1",
@@ -34,15 +34,6 @@ SMOKE = ["--tiny", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "2",
          "--log-every", "1"]
 
 
-
-
-def _synthetic_selection(path: Path, model: str = "vgg16", layers: dict[str, int] = LAYERS) -> Path:
-    """A selection.json with random PE scores (structure only; no weights checksum, so any VGG-16 weights fit)."""
-    rng = np.random.default_rng(0)
-    rows = [{"layer": lay, "channel": c, "pe": float(rng.random()), "unresponsive": False}
-            for lay, n in layers.items() for c in range(n)]
-    Selection.from_scores(pd.DataFrame(rows), model, provenance={"note": "synthetic, for tests"}).save(path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -182,7 +173,8 @@ def test_sr_eval_perceptual_option(tmp_path: Path, data_root: Path, monkeypatch:
 
 
 def test_experiment_smoke(tmp_path: Path, data_root: Path) -> None:
-    sel = _synthetic_selection(tmp_path / "selection.json")
+    # no weights checksum, so any VGG-16 weights fit
+    sel = synthetic_selection(tmp_path / "selection.json", LAYERS, provenance={"note": "synthetic, for tests"})
     out = tmp_path / "exp"
     args = ["sr", "experiment", "--selection", str(sel), "--out", str(out), *SMOKE]
     assert main(args) == 0

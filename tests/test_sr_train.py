@@ -23,6 +23,7 @@ import torch
 from psychofeat.errors import InputError, OutputExistsError
 from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
 from psychofeat.sr.train import PixelL1, TrainConfig, build_criterion, train
+from synthetic_nets import synthetic_selection
 
 TINY = ["--batch", "4", "--patch", "32", "--blocks", "2", "--channels", "16",
         "--train-pattern", "kodak24_kodim0[12]*", "--log-every", "1"]
@@ -148,22 +149,11 @@ def test_pixel_criterion_is_l1() -> None:
     assert crit(a, b).item() == pytest.approx((a - b).abs().mean().item())
 
 
-def _synthetic_selection(path: Path) -> Path:
-    from psychofeat.selection import Selection
-
-    rng = np.random.default_rng(0)
-    rows = [dict(layer=layer, channel=c, pe=float(rng.random()), unresponsive=False)
-            for layer, n in (("relu1_2", 64), ("relu2_2", 128)) for c in range(n)]
-    Selection.from_scores(pd.DataFrame(rows), "vgg16").save(path)
-    return path
-
-
 @pytest.mark.parametrize("loss", ["top", "all"])
 def test_feature_loss_branch(tmp_path: Path, data_root: Path, loss: str) -> None:
-    pytest.importorskip("psychofeat.loss")
     from psychofeat.selection import Selection
 
-    sel_path = _synthetic_selection(tmp_path / "selection.json")
+    sel_path = synthetic_selection(tmp_path / "selection.json", {"relu1_2": 64, "relu2_2": 128})
     cfg = _tiny_cfg(loss=loss, selection=str(sel_path), backbone_weights="random:0", lam=0.5, frac=0.25)
     crit = build_criterion(cfg)
     got = crit.core.selection.channels

