@@ -16,7 +16,8 @@ from scipy import ndimage, stats as sst
 from psychofeat.backbones import load_backbone
 from psychofeat.classic import psnr, ssim
 from psychofeat.cli import main
-from psychofeat.datasets import MissingFilesError, load_dataset, load_pair
+from psychofeat.datasets import MissingFilesError, TwoAFCDataset, load_dataset, load_pair
+from psychofeat.datasets.base import Triplet
 from psychofeat.errors import InputError, WeightsError
 from psychofeat.experiments import iqa as I
 from psychofeat.experiments import iqa_claim as C
@@ -318,6 +319,17 @@ def test_selection_for_another_network_or_other_weights(fixture_set, tmp_path, b
     assert rc == 2  # WeightsError: computed with other weights; printed without a traceback
     with pytest.raises(WeightsError, match="other weights"):
         I.run_iqa(I.IqaConfig(dataset=str(csv), weights="random:1", selection=str(fixture_set[1])), progress=False)
+
+
+def test_two_afc_set_is_refused_naming_the_full_reference_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    img = tmp_path / "a.png"
+    Image.new("RGB", (32, 32)).save(img)
+    two_afc = TwoAFCDataset("bapps-2afc", [Triplet(img, img, img, 0.5)], tmp_path)
+    monkeypatch.setattr(I, "load_dataset", lambda name, root: two_afc)
+    with pytest.raises(InputError, match=r"2AFC set; iqa needs a full-reference set.*live-subset"):
+        I.load_full_reference(I.IqaConfig(dataset="bapps-2afc", root=str(tmp_path)))
 
 
 def test_bad_options_are_refused() -> None:
