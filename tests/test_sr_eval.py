@@ -22,8 +22,6 @@ from psychofeat.sr.evaluate import detail_box, evaluate_models
 from psychofeat.sr.model import SRResNet
 
 
-
-
 class _Oracle(nn.Module):
     """Returns the true HR of each LR it is shown: any misalignment in the pipeline would cost PSNR."""
 

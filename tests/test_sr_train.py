@@ -29,8 +29,6 @@ TINY = ["--batch", "4", "--patch", "32", "--blocks", "2", "--channels", "16",
         "--train-pattern", "kodak24_kodim0[12]*", "--log-every", "1"]
 
 
-
-
 def _env(data_root: Path) -> dict[str, str]:
     env = dict(os.environ, PSYCHOFEAT_DATA_ROOT=str(data_root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("RANK", None)

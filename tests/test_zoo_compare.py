@@ -18,8 +18,6 @@ from psychofeat.errors import InputError
 from psychofeat.experiments.compare import CompareConfig, depth_fractions, pretrained_vs_controls, summarize
 
 
-
-
 def test_depth_fraction_counts_convolutions() -> None:
     vgg = depth_fractions(VGG16Trunk(), {k: layer_paths()[k] for k in ("relu1_1", "pool1", "relu5_3")})
     assert vgg == {"relu1_1": 1 / 13, "pool1": 2 / 13, "relu5_3": 1.0}

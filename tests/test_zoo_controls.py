@@ -12,8 +12,6 @@ from psychofeat.backbones.base import params_sha256
 from psychofeat.backbones.verify import verify_classifier
 
 
-
-
 MODELS = ["squeezenet1_1", "efficientnet_lite0"]
 
 

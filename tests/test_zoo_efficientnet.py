@@ -18,8 +18,6 @@ from psychofeat.features import FeatureExtractor
 from psychofeat.weights.cache import read_manifest
 
 
-
-
 @pytest.mark.parametrize(
     ("size", "stride", "kernel", "pads"), [(8, 2, 3, (0, 1)), (7, 2, 3, (1, 1)), (8, 2, 5, (1, 2)), (9, 1, 5, (2, 2))]
 )

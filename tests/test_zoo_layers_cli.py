@@ -11,8 +11,6 @@ from psychofeat.backbones.squeezenet import SqueezeNet11
 from psychofeat.cli import main
 
 
-
-
 def test_lists_squeezenet_layers_with_channels_and_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["layers", "squeezenet1_1"]) == 0
     out = capsys.readouterr().out

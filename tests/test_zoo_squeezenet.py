@@ -16,8 +16,6 @@ from psychofeat.features import FeatureExtractor
 from psychofeat.weights.cache import read_manifest
 
 
-
-
 # torchvision.models.squeezenet1_1(): features index -> Fire(in, squeeze, expand1x1, expand3x3), from torchvision's
 # source (torchvision is not installed here)
 TORCHVISION_FIRES = {

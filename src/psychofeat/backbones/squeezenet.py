@@ -220,7 +220,6 @@ def import_imagenet(dest: Path, source: Path | None = None) -> dict[str, Any]:
         )
 
 
-
 #: the original weights are recognised by conv1's first bias and the checksum of all parameters
 verify_imagenet = fingerprint_check(
     "SqueezeNet", lambda net: net.features[0].bias[0], "conv1 bias[0]", FIRST_BIAS, 1e-9, IMAGENET_PARAMS_SHA256
