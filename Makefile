@@ -1,6 +1,7 @@
 # psychofeat — two commands on a fresh machine:
 #   make report   analyse VGG-16 (original ImageNet weights, 13 ReLU layers) and write out/analyze/report.html
 #   make test     run the test suite
+#   make lint     ruff (lint + import order; configured in pyproject.toml)
 # Both create .venv and install what they need (CPU torch 2.13.0 first, so no multi-GB CUDA build is pulled in).
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 OUT ?= out/analyze
 STAMP := $(VENV)/.installed
 
-.PHONY: report test test-all install clean
+.PHONY: report test test-all lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"

@@ -19,7 +19,7 @@ from torch import nn
 from psychofeat.backbones.base import Backbone
 from psychofeat.distance import DEFAULT_EPS
 from psychofeat.errors import InputError
-from psychofeat.metric import build_core
+from psychofeat.metric import as_network_input, build_core
 from psychofeat.selection import Selection
 
 PIXEL_LOSSES = ("l1", "mse")
@@ -39,7 +39,9 @@ class PerceptualLoss(nn.Module):
     """pixel_weight · L_pix(pred, target) + feature_weight · selected-channel distance(pred, target).
 
     Args mirror `PerceptualDistance` (backbone/model, weights, selection, layers, mode, layer_weights);
-    `mode="mse"` with all channels is the classic VGG loss. The distance is averaged over the batch.
+    `mode="mse"` with all channels is the classic VGG loss; `selection="pe", which="top"` the top-25 % PE channels
+    of the selection bundled with the package. The distance is averaged over the batch; float16/float64 batches
+    are cast to the backbone's dtype.
     """
 
     def __init__(
@@ -73,6 +75,8 @@ class PerceptualLoss(nn.Module):
         self.channels_last = channels_last
 
     def feature_term(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred = as_network_input(pred, self.core.backbone)  # fp16/fp64 batches: cast, gradients flow through
+        target = as_network_input(target, self.core.backbone)
         if self.channels_last:
             pred = pred.contiguous(memory_format=torch.channels_last)
             target = target.contiguous(memory_format=torch.channels_last)
@@ -88,7 +92,8 @@ class PerceptualLoss(nn.Module):
         if self.feature_weight > 0:
             loss = loss + self.feature_weight * self.feature_term(pred, target)
         if self.pixel_weight > 0:
-            pix = F.l1_loss(pred.float(), target.float()) if self.pixel_loss == "l1" else F.mse_loss(pred.float(), target.float())
+            pixel_fn = F.l1_loss if self.pixel_loss == "l1" else F.mse_loss
+            pix = pixel_fn(pred.float(), target.float())
             loss = loss + self.pixel_weight * pix
         return loss
 

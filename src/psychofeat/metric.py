@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from psychofeat import bundled
 from psychofeat.backbones.base import Backbone
 from psychofeat.backbones.registry import load_backbone
 from psychofeat.distance import DEFAULT_EPS, ReferenceFeatures, SelectedChannelDistance, channel_distances
@@ -46,7 +47,8 @@ def build_selection(
     fraction: float | None = None,
     seed: int = 0,
 ) -> Selection:
-    """Resolve the channel selection: a Selection, a selection JSON path, or all channels of `layers`."""
+    """Resolve the channel selection: a Selection, a selection JSON path, "pe" (the bundled selection of the
+    backbone, see `psychofeat.bundled`), or None for all channels of `layers`."""
     if selection is None:
         chosen = [backbone.canonical_layer(lay) for lay in (layers or backbone.metric_layers)]
         return Selection.all_channels(
@@ -54,7 +56,13 @@ def build_selection(
             backbone.layer_channels(chosen),
             {"source": backbone.weights_info.source, "params_sha256": backbone.weights_info.params_sha256},
         )
-    sel = selection if isinstance(selection, Selection) else Selection.load(selection)
+    if isinstance(selection, Selection):
+        sel = selection
+    elif isinstance(selection, str) and selection == bundled.KEYWORD:
+        bundled.check_weights(backbone.name, backbone.weights_info.params_sha256, backbone.weights_info.source)
+        sel = bundled.load_bundled(backbone.name)
+    else:
+        sel = Selection.load(selection)
     if which is not None:
         sel = sel.select(which, fraction if fraction is not None else (sel.fraction or 0.25), seed)
     if layers:
@@ -83,8 +91,20 @@ def build_core(
     if channels_last:
         # weights in the layout of the inputs: otherwise every convolution re-lays out its weights on every
         # call (~59 MB of copies per VGG-16 forward). Values are unchanged; a shared backbone just gets faster.
-        core.backbone.to(memory_format=torch.channels_last)
+        core.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     return core
+
+
+def as_network_input(x: torch.Tensor, backbone: Backbone, device: torch.device | None = None) -> torch.Tensor:
+    """`x` on the backbone's device and in its parameter dtype.
+
+    float16/bfloat16/float64 images are cast (their [0, 1] values survive the cast to fp32 unchanged or to within
+    fp32 rounding); without it the first convolution fails with a dtype mismatch. Reduced-precision *compute* is
+    the `dtype` argument (autocast), not the dtype of the inputs. The cast is differentiable.
+    """
+    p = next(backbone.parameters(), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    return x.to(device=device if device is not None else x.device, dtype=dtype)
 
 
 def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -101,7 +121,9 @@ class PerceptualDistance(nn.Module):
     Args:
         model: backbone name (see `psychofeat layers`) or a `Backbone`.
         weights: weights source of the backbone (default: the model's original ImageNet weights).
-        selection: a `Selection`, a `selection.json` path, or None for all channels of `layers`.
+        selection: a `Selection`, a `selection.json` path, "pe" for the selection bundled with the package (the
+            default analysis of the network's original weights: top 25 % per layer by PE), or None for all
+            channels of `layers`.
         layers: restrict to these layers (default: the selection's, or the model's metric layers).
         mode: "normalized" (unit-norm across selected channels) or "mse" (feature MSE).
         reduction: "none" (one value per pair), "mean" or "sum".
@@ -149,7 +171,7 @@ class PerceptualDistance(nn.Module):
         return p.device if p is not None else torch.device("cpu")
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self._device())
+        x = as_network_input(x, self.core.backbone, self._device())
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def reference(self, y: torch.Tensor) -> ReferenceFeatures:
@@ -181,7 +203,7 @@ class PerceptualDistance(nn.Module):
         d = _reduce(self.core.combine(layers), self.reduction)
         if not (per_layer or spatial):
             return d
-        sp = self.core.spatial(maps, tuple(x.shape[-2:])) if spatial else None
+        sp = self.core.spatial(maps, (int(x.shape[-2]), int(x.shape[-1]))) if spatial else None
         return DistanceOutput(d, {k: _reduce(v, self.reduction) for k, v in layers.items()}, sp)
 
     def extra_repr(self) -> str:
@@ -224,7 +246,9 @@ class ChannelDistances(nn.Module):
     {layer: N×C}. Used to measure each channel's own agreement with human judgments.
     """
 
-    def __init__(self, backbone: Backbone, layers: Sequence[str], eps: float = DEFAULT_EPS, channels_last: bool = True) -> None:
+    def __init__(
+        self, backbone: Backbone, layers: Sequence[str], eps: float = DEFAULT_EPS, channels_last: bool = True
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.extractor = FeatureExtractor(backbone, layers)
@@ -246,5 +270,7 @@ class ChannelDistances(nn.Module):
         check_images(x, "x", MIN_SIZE)
         out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            self.extractor.stream(self._prep(x), lambda k, f: out.__setitem__(k, channel_distances(f, ref[k], self.eps)))
+            self.extractor.stream(
+                self._prep(x), lambda k, f: out.__setitem__(k, channel_distances(f, ref[k], self.eps))
+            )
         return out

@@ -114,7 +114,9 @@ def _col(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(a, dtype=np.float64)).view(-1, 1, 1)
 
 
-def _linear_carrier(geometry: ViewingGeometry, f: np.ndarray, th: np.ndarray, ph: np.ndarray, size: int) -> torch.Tensor:
+def _linear_carrier(
+    geometry: ViewingGeometry, f: np.ndarray, th: np.ndarray, ph: np.ndarray, size: int
+) -> torch.Tensor:
     """sin(2π·(f/ppd)·(x cosθ + y sinθ) + φ) for each stimulus: N×S×S float64."""
     x, y = _coords(size)
     theta = np.deg2rad(th)
@@ -215,10 +217,20 @@ class ProbeProtocol:
 
     def __post_init__(self) -> None:
         _check_size(self.size)
+        if not (np.isfinite(self.ppd) and self.ppd > 0):
+            raise InputError(
+                f"ppd (pixels per visual degree) must be a positive number (default 60), got {self.ppd!r}."
+            )
         if not 0 < self.f_max_fraction < 0.5:
             raise InputError(f"f_max_fraction must be in (0, 0.5) (Nyquist is 0.5·ppd), got {self.f_max_fraction}.")
-        if self.f_min <= 0 or self.f_min >= self.f_max_fraction * self.ppd:
-            raise InputError(f"f_min must be in (0, {self.f_max_fraction * self.ppd:g}) cpd, got {self.f_min}.")
+        if self.f_min <= 0:
+            raise InputError(f"f_min must be a positive frequency in cycles per degree, got {self.f_min}.")
+        if self.f_min >= self.f_max_fraction * self.ppd:
+            raise InputError(
+                f"at {self.ppd:g} pixels per degree the highest frequency ({self.f_max_fraction:g}·ppd = "
+                f"{self.f_max_fraction * self.ppd:.3g} cpd) is not above the lowest ({self.f_min:g} cpd); raise ppd "
+                f"above {self.f_min / self.f_max_fraction:.3g}."
+            )
         if self.n_freq < 3 or self.n_orient < 4 or self.n_phase < 1:
             raise InputError("need n_freq ≥ 3, n_orient ≥ 4 and n_phase ≥ 1.")
         if not 1 <= self.n_orient_freq <= self.n_freq - 1:
@@ -230,6 +242,21 @@ class ProbeProtocol:
     @property
     def geometry(self) -> ViewingGeometry:
         return ViewingGeometry(self.ppd)
+
+    @property
+    def lowest_frequency_cycles(self) -> float:
+        """Cycles of the lowest sweep frequency across the stimulus width: size · f_min / ppd."""
+        return self.size * self.f_min / self.ppd
+
+    def check_holds_lowest_frequency(self) -> None:
+        """Refuse a stimulus narrower than one cycle of the lowest frequency: its response would be a ramp's."""
+        if self.lowest_frequency_cycles < 1:
+            need = int(np.ceil(self.ppd / self.f_min))
+            raise InputError(
+                f"a {self.size}-px stimulus at {self.ppd:g} pixels per degree spans {self.size / self.ppd:.3g}°, "
+                f"less than one cycle of the lowest frequency ({self.f_min:g} cpd needs {need} px); use a size of at "
+                f"least {need} px, or a lower ppd (at most {self.size * self.f_min:g} for this size)."
+            )
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -353,8 +380,9 @@ def frequency_sweep(protocol: ProbeProtocol) -> StimulusSet:
     return StimulusSet(np.full(n, "linear"), ff.ravel(), tt.ravel(), pp.ravel(), protocol)
 
 
-def orientation_sweep(protocol: ProbeProtocol, freqs_cpd: Sequence[float]) -> StimulusSet:
+def orientation_sweep(protocol: ProbeProtocol, freqs_cpd: Sequence[float] | np.ndarray) -> StimulusSet:
     """Linear gratings at each of `freqs_cpd` × every orientation × every phase (frequency-major)."""
-    ff, tt, pp = np.meshgrid(np.asarray(freqs_cpd, dtype=np.float64), protocol.orientations, protocol.phases, indexing="ij")
+    freqs = np.asarray(freqs_cpd, dtype=np.float64)
+    ff, tt, pp = np.meshgrid(freqs, protocol.orientations, protocol.phases, indexing="ij")
     n = ff.size
     return StimulusSet(np.full(n, "linear"), ff.ravel(), tt.ravel(), pp.ravel(), protocol)

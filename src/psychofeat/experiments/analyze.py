@@ -9,6 +9,7 @@ Two passes keep the cost close to the bare forward passes of the stimuli:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,7 +58,9 @@ def csf_weights(config: AnalysisConfig) -> np.ndarray:
     from psychofeat.csf import get_csf
 
     g = config.protocol.mid_frequencies
-    s = np.asarray(get_csf(config.csf).sensitivity(g, luminance=config.luminance, area_deg2=config.protocol.area_deg2), dtype=np.float64)
+    csf_model = get_csf(config.csf)
+    s = np.asarray(csf_model.sensitivity(g, luminance=config.luminance, area_deg2=config.protocol.area_deg2),
+                   dtype=np.float64)
     if s.shape != g.shape or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise InputError(f"CSF {config.csf!r} returned invalid values at {g.min():.3g}–{g.max():.3g} cpd.")
     return s
@@ -79,6 +82,10 @@ def analyze(
     """Score every channel of `layers` (default: the backbone's default layers)."""
     config = config or AnalysisConfig()
     p = config.protocol
+    try:
+        p.check_holds_lowest_frequency()
+    except InputError as exc:  # the CLI refuses; library callers (quick tests, compare) are warned
+        warnings.warn(f"{exc} Scores at the lowest frequencies will not mean what they say.", stacklevel=2)
     names = backbone.depth_order(layers or backbone.default_layers)
     csf = csf_weights(config)
     t0 = time.perf_counter()
@@ -100,7 +107,8 @@ def analyze(
     orient_freq_idx: dict[str, np.ndarray] = {}
     if p.freq_stimulus == "linear":
         # the sweep already holds every orientation at every f_i; snap g_i to f_i or f_{i+1}, the stronger one
-        full = {k: _phase_mean(v[1:], p.n_phase).reshape(p.n_freq, p.n_orient, -1) - gray[k][None, None, :] for k, v in resp1.items()}
+        full = {k: _phase_mean(v[1:], p.n_phase).reshape(p.n_freq, p.n_orient, -1) - gray[k][None, None, :]
+                for k, v in resp1.items()}
         for k in names:
             i = fscores[k].sens_index
             R = np.abs(freq_resp[k])

@@ -24,14 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--n-orient", type=int, default=16, help="orientations (default 16)")
     p.add_argument("--n-phase", type=int, default=4, help="phases averaged (default 4)")
     p.add_argument("--n-orient-freq", type=int, default=12,
-                   help="frequencies of the orientation-sweep grid f* is snapped to (default 12; n-freq − 1 = no snapping)")
+                   help="frequencies of the orientation-sweep grid f* is snapped to "
+                   "(default 12; n-freq − 1 = no snapping)")
     p.add_argument("--freq-stimulus", choices=["radial", "linear"], default="radial",
                    help="frequency stimuli: radial gratings (default) or linear gratings averaged over orientations")
     p.add_argument("--csf", default="barten", help="CSF model weighting mu1: barten (default), castle, mannos_sakrison")
     p.add_argument("--luminance", type=float, default=100.0, help="adaptation luminance in cd/m² (default 100)")
     p.add_argument("--pe", default="product", choices=["product", "rank_product", "rank_geomean"],
                    help="how mu1 and mu2 combine into PE (default product)")
-    p.add_argument("--fraction", type=float, default=0.25, help="fraction of each layer's channels selected (default 0.25)")
+    p.add_argument("--fraction", type=float, default=0.25,
+                   help="fraction of each layer's channels selected (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-k control selection")
     p.add_argument("--batch-size", type=int, default=16)
     add_device_args(p)
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         ppd=args.ppd, size=args.size, contrast=args.contrast, n_freq=args.n_freq, n_orient=args.n_orient,
         n_phase=args.n_phase, n_orient_freq=args.n_orient_freq, freq_stimulus=args.freq_stimulus,
     )
+    protocol.check_holds_lowest_frequency()
     config = AnalysisConfig(protocol=protocol, csf=args.csf, luminance=args.luminance, combination=args.pe,
                             fraction=args.fraction, seed=args.seed, batch_size=args.batch_size)
     backbone = load_backbone(args.model, args.weights, device=args.device, preprocessing=args.preprocessing)

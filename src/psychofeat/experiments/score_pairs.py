@@ -1,0 +1,152 @@
+"""`psychofeat distance A B`: score two images, or the same-named images of two folders, with named metrics.
+
+The rules are those of `psychofeat iqa` (`experiments.iqa.preflight`): every file is opened before any computation,
+so a long run never dies on its last pair; all pairs whose two images differ in size, and all images too small for
+a metric, are refused together in one error; greyscale, palette and alpha images are converted to RGB by
+`psychofeat.images` and listed (a documented conversion, not an error). `--resize SHORT_SIDE` scales both images
+alike after the size check (`datasets.pairs.resize_short_side`).
+
+Folders are paired by exact file name (`A/x.png` with `B/x.png`); names found on one side only are reported, and
+files whose suffix is not an image format's are skipped and reported, so a README beside the images is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from psychofeat.errors import DataMissingError, InputError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif"})
+DEFAULT_METRICS = ("vgg16-pe-top25",)
+
+
+@dataclass
+class PairPlan:
+    """Which files are compared, and what was left out."""
+
+    pairs: list[tuple[Path, Path]]
+    only_a: list[str] = field(default_factory=list)  # names in A without a same-named file in B
+    only_b: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files that are not images (by suffix)
+
+
+@dataclass
+class PairScores:
+    table: pd.DataFrame  # one row per pair: name, a, b, width, height, one column per metric, converted_to_rgb
+    plan: PairPlan
+    metrics: list[str]
+
+
+def _images(folder: Path, skipped: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            out[p.name] = p
+        else:
+            skipped.append(str(p))
+    return out
+
+
+def match_pairs(a: str | Path, b: str | Path) -> PairPlan:
+    """Two image files -> one pair; two folders -> the pairs of same-named images."""
+    a, b = Path(a), Path(b)
+    for p in (a, b):
+        if not p.exists():
+            raise DataMissingError(f"{p} does not exist; give two image files or two folders of images.")
+    if a.is_file() and b.is_file():
+        return PairPlan([(a, b)])
+    if not (a.is_dir() and b.is_dir()):
+        kinds = ", ".join(f"{p} is a {'folder' if p.is_dir() else 'file'}" for p in (a, b))
+        raise InputError(f"give two image files or two folders, not one of each ({kinds}).")
+    skipped: list[str] = []
+    ia, ib = _images(a, skipped), _images(b, skipped)
+    common = sorted(set(ia) & set(ib))
+    plan = PairPlan([(ia[n], ib[n]) for n in common], sorted(set(ia) - set(ib)), sorted(set(ib) - set(ia)), skipped)
+    if not plan.pairs:
+        raise InputError(
+            f"no image file name occurs in both folders ({len(ia)} images in {a}, {len(ib)} in {b}); pairs are "
+            f"matched by exact file name, e.g. {a / 'x.png'} with {b / 'x.png'}."
+        )
+    return plan
+
+
+def _header(path: Path) -> tuple[tuple[int, int], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
+
+
+def preflight(plan: PairPlan, min_size: int, short_side: int | None) -> dict[Path, str]:
+    """Open every file; refuse all size mismatches / too-small images at once; return {path: mode} of non-RGB ones."""
+    headers = {p: _header(p) for pair in plan.pairs for p in pair}
+    mismatched, small = [], []
+    for pa, pb in plan.pairs:
+        (aw, ah), (bw, bh) = headers[pa][0], headers[pb][0]
+        if (aw, ah) != (bw, bh):
+            mismatched.append(f"  {pa} is {aw}x{ah} px but {pb} is {bw}x{bh} px")
+        elif short_side is None and min(aw, ah) < min_size:
+            small.append(f"  {pa} is {aw}x{ah} px")
+    if mismatched:
+        raise InputError(
+            f"{len(mismatched)} pairs differ in size (a full-reference metric compares the images pixel by pixel; "
+            "crop or resize one of each):\n" + "\n".join(mismatched[:50])
+        )
+    if small:
+        raise InputError(
+            f"{len(small)} pairs are smaller than {min_size} px on a side, the smallest the chosen metrics accept; "
+            f"pass --resize {min_size} or larger:\n" + "\n".join(small[:50])
+        )
+    return {p: mode for p, (_, mode) in headers.items() if mode != "RGB"}
+
+
+def score_pairs(
+    a: str | Path,
+    b: str | Path,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    resize: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool = True,
+) -> PairScores:
+    """Every metric on every pair (one row per pair), after checking all files first."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from psychofeat.datasets import load_pair
+    from psychofeat.metrics_registry import create_metric, metric_info
+
+    if not metrics:
+        raise InputError("name at least one metric (see `psychofeat distance --list-metrics`).")
+    infos = [metric_info(m) for m in metrics]  # unknown names fail before any file is read
+    min_size = max(i.min_size for i in infos)
+    if resize is not None and resize < min_size:
+        raise InputError(f"--resize must be at least {min_size} px (the chosen metrics' minimum), got {resize}.")
+    plan = match_pairs(a, b)
+    converted = preflight(plan, min_size, resize)
+    modules: dict[str, Any] = {}
+    for info in infos:
+        extra: dict[str, Any] = {"dtype": dtype} if info.kind == "deep" else {}
+        modules[info.name] = create_metric(info.name, device=device, **extra).eval()
+    rows = []
+    for pa, pb in tqdm(plan.pairs, desc="pairs", unit="pair", disable=None if progress else True):
+        xa, xb = load_pair(pa, pb, resize)
+        row: dict[str, Any] = {"name": pa.name, "a": str(pa), "b": str(pb),
+                               "width": int(xa.shape[-1]), "height": int(xa.shape[-2])}
+        with torch.no_grad():
+            for name, module in modules.items():
+                row[name] = float(module(xa.to(device), xb.to(device)).reshape(-1)[0])
+        row["converted_to_rgb"] = ";".join(f"{side} ({converted[p]})" for side, p in (("a", pa), ("b", pb))
+                                           if p in converted)
+        rows.append(row)
+    return PairScores(pd.DataFrame(rows), plan, [i.name for i in infos])
