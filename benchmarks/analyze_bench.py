@@ -17,8 +17,11 @@ import torch
 from benchmarks.common import sync
 
 
-def bare_forward_seconds(backbone: Any, info: dict[str, Any], batch_size: int, device: torch.device) -> tuple[float, float]:
-    """(wall, process CPU) seconds of the plain trunk on the analysis' stimuli, pass by pass, each to its deepest layer."""
+def bare_forward_seconds(
+    backbone: Any, info: dict[str, Any], batch_size: int, device: torch.device
+) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the plain trunk on the analysis' stimuli, pass by pass, each to its deepest
+    layer."""
     from psychofeat.stimuli import (
         ProbeProtocol,
         concat,

@@ -67,7 +67,9 @@ def worker(variant: str, device: str, width: int, height: int, weights: str | No
     backbone = load_backbone("vgg16", weights, device=dev)
     if variant == "psychofeat-all":
         model = PerceptualDistance(backbone, reduction="none", device=dev, dtype=dt)
-        fn = lambda x, y: model(x, y)
+
+        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return model(x, y)
     elif variant == "psychofeat-top25":
         if not selection:
             raise SystemExit("psychofeat-top25 needs --selection")
@@ -75,17 +77,23 @@ def worker(variant: str, device: str, width: int, height: int, weights: str | No
 
         sel = Selection.load(selection).top(0.25).restrict(list(backbone.metric_layers))
         model = PerceptualDistance(backbone, selection=sel, reduction="none", device=dev, dtype=dt)
-        fn = lambda x, y: model(x, y)
+
+        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return model(x, y)
     elif variant == "lpips":
         if not lp_ok:
             return {"variant": variant, "skipped": lp_reason}
         model = build_lpips(backbone, dev)
         del backbone  # lpips holds its own copy of the weights: do not count two
-        fn = lambda x, y: model(x, y, normalize=True)
+
+        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return model(x, y, normalize=True)
     elif variant == "trunk":
         model = bare_trunk(backbone, channels_last=True).to(dev)
         del backbone  # the trunk is a copy: do not count two
-        fn = lambda x, y: model(torch.cat([x, y]).contiguous(memory_format=torch.channels_last))
+
+        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return model(torch.cat([x, y]).contiguous(memory_format=torch.channels_last))
     else:
         raise SystemExit(f"unknown variant {variant!r}; choose from {VARIANTS}")
     g = torch.Generator().manual_seed(0)

@@ -22,8 +22,6 @@ from typing import Any
 
 import torch
 
-from psychofeat.precision import compute_context
-
 from benchmarks.common import dtype_supported, loadavg, sync, time_interleaved
 from benchmarks.models import (
     bare_trunk,
@@ -31,6 +29,7 @@ from benchmarks.models import (
     lpips_available,
     selection_summary,
 )
+from psychofeat.precision import compute_context
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 #: (width, height): 256×256 and 768×512 as in the issue

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from synthetic_nets import synthetic_selection
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,9 +24,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_writes_documented_outputs(run: Path) -> None:
-    assert {p.name for p in run.iterdir()} == {"scores.csv", "selection.json", "curves.npz", "manifest.json", "report.html"}
+    assert {p.name for p in run.iterdir()} == {
+        "scores.csv", "selection.json", "curves.npz", "manifest.json", "report.html"
+    }
     scores = pd.read_csv(run / "scores.csv")
-    for col in ("layer", "channel", "mu1", "mu2", "pe", "pref_freq_cpd", "pref_orient_deg", "modulation", "unresponsive"):
+    for col in ("layer", "channel", "mu1", "mu2", "pe", "pref_freq_cpd", "pref_orient_deg", "modulation",
+                "unresponsive"):
         assert col in scores.columns
     assert list(scores.groupby("layer", sort=False).size().items()) == [("relu1_2", 64), ("relu2_1", 128)]
     assert scores["pe"].between(0, 1).all()
@@ -36,7 +39,8 @@ def test_writes_documented_outputs(run: Path) -> None:
     assert sel.model == "vgg16" and sel.method == "top" and len(sel.channels["relu1_2"]) == 16
     assert sel.weights["source"] == "random:3"
     html = (run / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html and "http" not in html.split("<body>")[1][:2000]
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    assert "http" not in html.split("<body>")[1][:2000]
 
 
 def test_manifest_records_what_produced_the_result(run: Path) -> None:

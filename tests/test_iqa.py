@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from scipy import ndimage, stats as sst
+from scipy import ndimage
+from scipy import stats as sst
 
 from psychofeat.backbones import load_backbone
 from psychofeat.classic import psnr, ssim

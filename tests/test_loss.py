@@ -11,7 +11,10 @@ from psychofeat.metric import PerceptualDistance
 
 @pytest.fixture(scope="module")
 def losses() -> dict[str, PerceptualLoss]:
-    return {mode: PerceptualLoss("vgg16", "random", mode=mode, layers=["relu1_2", "relu2_2", "relu3_3"]) for mode in ("normalized", "mse")}
+    return {
+        mode: PerceptualLoss("vgg16", "random", mode=mode, layers=["relu1_2", "relu2_2", "relu3_3"])
+        for mode in ("normalized", "mse")
+    }
 
 
 @pytest.mark.parametrize("mode", ["normalized", "mse"])
@@ -63,4 +66,6 @@ def test_loss_equals_metric_plus_pixel_term() -> None:
     loss = PerceptualLoss("vgg16", "random", layers=["relu2_2"], pixel_weight=2.0, feature_weight=0.5)
     want = 0.5 * float(metric(pred, target)) + 2.0 * float((pred - target).abs().mean())
     assert float(loss(pred, target)) == pytest.approx(want, rel=1e-5)
-    assert float(perceptual_loss(pred, target, weights="random", layers=["relu2_2"], pixel_weight=2.0, feature_weight=0.5)) == pytest.approx(want, rel=1e-5)
+    assert float(
+        perceptual_loss(pred, target, weights="random", layers=["relu2_2"], pixel_weight=2.0, feature_weight=0.5)
+    ) == pytest.approx(want, rel=1e-5)

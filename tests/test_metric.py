@@ -59,7 +59,8 @@ def np_distance(fx: list[np.ndarray], fy: list[np.ndarray], sel: list[list[int]]
 def test_matches_independent_numpy_implementation(mode: str) -> None:
     net = tiny_net()
     backbone = from_module(net, ["1", "3"], preprocessing=IDENTITY, name="tiny").double()
-    sel = Selection(model="tiny", channels={"1": np.array([0, 2, 5]), "3": np.array([1, 4])}, n_channels={"1": 6, "3": 5}, method="custom")
+    sel = Selection(model="tiny", channels={"1": np.array([0, 2, 5]), "3": np.array([1, 4])},
+                    n_channels={"1": 6, "3": 5}, method="custom")
     metric = PerceptualDistance(backbone, selection=sel, mode=mode, reduction="none", channels_last=False).double()
     rng = np.random.default_rng(0)
     x = rng.random((2, 3, 33, 34))

@@ -44,7 +44,9 @@ def test_preferred_frequency_within_one_grid_step(result) -> None:
     f = result.curves["frequencies_cpd"]
     step = np.log2(f[1] / f[0])
     for i, g in enumerate(GABORS):
-        assert abs(np.log2(s.loc[i, "pref_freq_cpd"] / g.freq_cpd)) <= step + 1e-9, (i, s.loc[i, "pref_freq_cpd"], g.freq_cpd)
+        assert abs(np.log2(s.loc[i, "pref_freq_cpd"] / g.freq_cpd)) <= step + 1e-9, (
+            i, s.loc[i, "pref_freq_cpd"], g.freq_cpd
+        )
 
 
 def test_gabor_near_csf_peak_beats_gabor_at_0_4_ppd(result) -> None:

@@ -81,7 +81,9 @@ def test_phase_average_is_uniform_field() -> None:
 
 def test_gabor_envelope_width() -> None:
     sigma_deg = 0.5
-    img = gabor(ViewingGeometry(64.0), 0.5, 0.0, np.pi / 2, contrast=1.0, sigma_deg=sigma_deg, size=257)[0, 0].double().numpy()
+    img = gabor(
+        ViewingGeometry(64.0), 0.5, 0.0, np.pi / 2, contrast=1.0, sigma_deg=sigma_deg, size=257
+    )[0, 0].double().numpy()
     # along the vertical midline (x = 0) the carrier cos(0) = 1: pure envelope
     prof = img[:, 128] - 0.5
     y = np.arange(257) - 128.0

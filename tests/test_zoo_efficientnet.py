@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0: TF "SAME" padding, parity with the PyPI definition, layer outputs, optional extra, verification."""
+"""EfficientNet-Lite0: TF "SAME" padding, parity with the PyPI definition, layer outputs, optional extra,
+verification."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from psychofeat.backbones import load_backbone
 from psychofeat.backbones import efficientnet as eff
+from psychofeat.backbones import load_backbone
 from psychofeat.backbones.verify import verify_classifier
 from psychofeat.errors import WeightsError
 from psychofeat.features import FeatureExtractor

@@ -43,7 +43,9 @@ def test_unknown_model_exits_2_listing_models(capsys: pytest.CaptureFixture[str]
     assert "unknown model 'alexnet'" in err and "squeezenet1_1" in err and "Traceback" not in err
 
 
-def test_wrong_architecture_weights_exit_2_naming_the_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_architecture_weights_exit_2_naming_the_parameter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch.save(SqueezeNet11().state_dict(), tmp_path / "squeezenet.pth")
     assert main(["layers", "vgg16", "--weights", str(tmp_path / "squeezenet.pth")]) == 2
     assert "'features.2.weight'" in capsys.readouterr().err

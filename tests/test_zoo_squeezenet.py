@@ -15,7 +15,6 @@ from psychofeat.errors import WeightsError
 from psychofeat.features import FeatureExtractor
 from psychofeat.weights.cache import read_manifest
 
-
 # torchvision.models.squeezenet1_1(): features index -> Fire(in, squeeze, expand1x1, expand3x3), from torchvision's
 # source (torchvision is not installed here)
 TORCHVISION_FIRES = {
@@ -87,7 +86,8 @@ def test_import_from_shared_folder_records_both_checksums(  # type: ignore[no-un
     manifest = read_manifest(home / "weights" / "squeezenet1_1_imagenet_caffe.pth")
     assert manifest is not None
     assert manifest["source"] == str(ncnn_dir / sq.BIN_NAME) and manifest["source_param_sha256"] == sq.PARAM_SHA256
-    assert manifest["preprocessing"]["channel_order"] == "BGR" and manifest["preprocessing"]["mean"] == [104.0, 117.0, 123.0]
+    assert manifest["preprocessing"]["channel_order"] == "BGR"
+    assert manifest["preprocessing"]["mean"] == [104.0, 117.0, 123.0]
     assert float(pretrained.net.features[0].bias[0]) == sq.FIRST_BIAS
 
 
@@ -101,7 +101,9 @@ def test_verify_rejects_other_weights(pretrained) -> None:  # type: ignore[no-un
         sq.verify_imagenet(net)
 
 
-def test_online_path_downloads_checks_and_converts(ncnn_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_online_path_downloads_checks_and_converts(
+    ncnn_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No shared folder: the files come from ASSETS_URL (here a file:// mirror), sha256-checked."""
     monkeypatch.setenv("PSYCHOFEAT_WEIGHTS_DIR", str(tmp_path / "absent"))
     monkeypatch.setattr(sq, "ASSETS_URL", ncnn_dir.as_uri() + "/")

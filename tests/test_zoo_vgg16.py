@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from psychofeat.backbones import load_backbone
-from psychofeat.backbones import vgg
+from psychofeat.backbones import load_backbone, vgg
 from psychofeat.errors import WeightsError
 from psychofeat.weights.vgg16_import import FIRST_BIAS
 

@@ -56,7 +56,10 @@ def unresponsive_mask(peak: np.ndarray, fraction: float = UNRESPONSIVE_FRACTION)
 
 
 def frequency_scores(
-    freqs: np.ndarray, responses: np.ndarray, csf_at_mid: np.ndarray, unresponsive_fraction: float = UNRESPONSIVE_FRACTION
+    freqs: np.ndarray,
+    responses: np.ndarray,
+    csf_at_mid: np.ndarray,
+    unresponsive_fraction: float = UNRESPONSIVE_FRACTION,
 ) -> FrequencyScores:
     """mu1 and related quantities from R (N_f × C, relative to gray) and the CSF at the mid frequencies g_i."""
     freqs = np.asarray(freqs, dtype=np.float64)
@@ -113,7 +116,9 @@ def _rank01(x: np.ndarray) -> np.ndarray:
     return rankdata(x, method="average") / len(x)
 
 
-def perceptual_efficacy(mu1: np.ndarray, mu2: np.ndarray, unresponsive: np.ndarray, combination: str = "product") -> np.ndarray:
+def perceptual_efficacy(
+    mu1: np.ndarray, mu2: np.ndarray, unresponsive: np.ndarray, combination: str = "product"
+) -> np.ndarray:
     """PE in [0, 1] within a layer; unresponsive channels get 0."""
     mu1 = np.asarray(mu1, dtype=np.float64)
     mu2 = np.asarray(mu2, dtype=np.float64)

@@ -196,7 +196,9 @@ verify_imagenet = fingerprint_check(
 SPEC = register_model(
     ModelSpec(
         name="efficientnet_lite0",
-        description="EfficientNet-Lite0 (ImageNet classifier; optional extra psychofeat[efficientnet]); 16 MBConv blocks",
+        description=(
+            "EfficientNet-Lite0 (ImageNet classifier; optional extra psychofeat[efficientnet]); 16 MBConv blocks"
+        ),
         build=EfficientNetLite0,
         layer_paths=layer_paths(),
         default_layers=DEFAULT_LAYERS,

@@ -150,9 +150,9 @@ def load_backbone(
 
 
 def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Module, WeightsInfo, Preprocessing]:
+    from psychofeat.io import sha256_file
     from psychofeat.weights import obtain
     from psychofeat.weights.cache import read_manifest
-    from psychofeat.io import sha256_file
 
     default = spec.sources[spec.default_source]
     w = str(weights) if weights is not None else spec.default_source
@@ -182,11 +182,19 @@ def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Modul
         path = Path(w).expanduser()
         if not path.exists() and not w.endswith((".pth", ".pt", ".bin")):
             raise unknown_name(
-                f"weights source for {spec.name}", w, [*spec.sources, "random[:SEED]", "shuffled[:SEED]", "<path to .pth>"]
+                f"weights source for {spec.name}",
+                w,
+                [*spec.sources, "random[:SEED]", "shuffled[:SEED]", "<path to .pth>"],
             )
         manifest = read_manifest(path) if path.is_file() else None
-        prep = Preprocessing.from_dict(manifest["preprocessing"]) if manifest and "preprocessing" in manifest else spec.file_preprocessing
-        info = WeightsInfo("file", f"state dict from {path}", sha256=sha256_file(path) if path.is_file() else None, path=str(path))
+        prep = (
+            Preprocessing.from_dict(manifest["preprocessing"])
+            if manifest and "preprocessing" in manifest
+            else spec.file_preprocessing
+        )
+        info = WeightsInfo(
+            "file", f"state dict from {path}", sha256=sha256_file(path) if path.is_file() else None, path=str(path)
+        )
         verify = None
     net = spec.build()
     load_state_into(net, path, spec.name, spec.ignore_prefixes)

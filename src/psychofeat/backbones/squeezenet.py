@@ -67,7 +67,9 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.squeeze_activation(self.squeeze(x))
-        return torch.cat([self.expand1x1_activation(self.expand1x1(x)), self.expand3x3_activation(self.expand3x3(x))], 1)
+        return torch.cat(
+            [self.expand1x1_activation(self.expand1x1(x)), self.expand3x3_activation(self.expand3x3(x))], 1
+        )
 
 
 class SqueezeNet11(nn.Module):
@@ -161,8 +163,8 @@ def state_dict_from_ncnn(param_path: str | Path, bin_path: str | Path) -> dict[s
         found = (conv.weight.shape, conv.stride, conv.padding, conv.dilation, conv.bias is not None, conv.activation)
         if found != geometry:
             raise WeightsError(
-                f"{param_path}: layer {conv.name!r} has (shape, stride, padding, dilation, bias, activation) = {found}, "
-                f"expected {geometry} for {path} of SqueezeNet 1.1."
+                f"{param_path}: layer {conv.name!r} has (shape, stride, padding, dilation, bias, activation) = "
+                f"{found}, expected {geometry} for {path} of SqueezeNet 1.1."
             )
         state[f"{path}.weight"] = torch.from_numpy(conv.weight.copy())
         state[f"{path}.bias"] = torch.from_numpy(conv.bias.copy())  # type: ignore[union-attr]

@@ -84,7 +84,9 @@ def center_crop_resize(images: torch.Tensor, transform: EvalTransform = EvalTran
     side = max(1, round(min(h, w) * transform.crop_fraction))
     top, left = (h - side) // 2, (w - side) // 2
     crop = images[..., top : top + side, left : left + side]
-    out = F.interpolate(crop, size=(transform.size,) * 2, mode=transform.interpolation, align_corners=False, antialias=True)
+    out = F.interpolate(
+        crop, size=(transform.size,) * 2, mode=transform.interpolation, align_corners=False, antialias=True
+    )
     return out.clamp(0.0, 1.0)
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 
 def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> None:
-    p.add_argument("--model", default=default_model, help=f"backbone name (default {default_model}); see `psychofeat layers`")
+    p.add_argument(
+        "--model", default=default_model, help=f"backbone name (default {default_model}); see `psychofeat layers`"
+    )
     p.add_argument(
         "--weights",
         default=None,

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from psychofeat.images import check_pair, load_image
 from psychofeat.errors import InputError
+from psychofeat.images import check_pair, load_image
 
 PathLike = str | os.PathLike[str]
 

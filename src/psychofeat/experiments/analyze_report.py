@@ -115,7 +115,9 @@ def stimulus_examples(protocol: ProbeProtocol) -> list[tuple[np.ndarray, str]]:
         img = radial_grating(geo, fi, 0.0, protocol.contrast, protocol.size, protocol.mean)[0, 0].numpy()
         out.append((img, f"radial {fi:.2f} cpd"))
     for th in (-45.0, 0.0, 67.5):
-        img = linear_grating(geo, 4.0 if 4.0 < geo.nyquist_cpd else f[0], th, 0.0, protocol.contrast, protocol.size, protocol.mean)[0, 0].numpy()
+        img = linear_grating(
+            geo, 4.0 if 4.0 < geo.nyquist_cpd else f[0], th, 0.0, protocol.contrast, protocol.size, protocol.mean
+        )[0, 0].numpy()
         out.append((img, f"linear θ={th:g}°"))
     return out
 
@@ -178,7 +180,10 @@ def build_report(result: AnalysisResult, manifest: dict[str, Any], net: nn.Modul
     rep.figure(fig_pe_distribution(result.scores), "Distribution of PE across the channels of each layer.")
     rep.figure(fig_mu_scatter(result.scores), "mu1 vs mu2 of every responsive channel, coloured by depth.")
     rep.heading("Tuning curves")
-    rep.figure(fig_tuning_curves(result), "Frequency (radial gratings) and orientation tuning of the three top- and bottom-PE channels per layer.")
+    rep.figure(
+        fig_tuning_curves(result),
+        "Frequency (radial gratings) and orientation tuning of the three top- and bottom-PE channels per layer.",
+    )
     rep.heading("Stimuli and CSF")
     rep.gallery(stimulus_examples(ProbeProtocol.from_dict(p)), width=160)
     rep.figure(fig_csf(result), "CSF values at the mid frequencies g_i used to weight mu1.")

@@ -81,7 +81,9 @@ def summarize(scores: pd.DataFrame, reference_median: float) -> pd.DataFrame:
         pe_median=("pe", "median"),
         pe_q25=("pe", lambda s: float(np.quantile(s, 0.25))),
         pe_q75=("pe", lambda s: float(np.quantile(s, 0.75))),
-        frac_above_ref=("pe", lambda s: float(np.mean(s > reference_median)) if np.isfinite(reference_median) else np.nan),
+        frac_above_ref=(
+            "pe", lambda s: float(np.mean(s > reference_median)) if np.isfinite(reference_median) else np.nan
+        ),
         frac_unresponsive=("unresponsive", "mean"),
     ).reset_index()
     return table.rename(columns={"frac_above_ref": f"frac_above_{REFERENCE_MODEL}_median"})

@@ -76,7 +76,8 @@ class NetworkCSFConfig:
     contrast_range: tuple[float, float] = (1e-5, 1.0)
     n_steps: int = 8  # bisection steps after the bracket check (log10 width 5 / 2**8 ≈ 0.02, then interpolation)
     batch_size: int = 16
-    orientations_deg: tuple[float, ...] | None = None  # linear gratings only: these orientations (default: the protocol's)
+    # linear gratings only: these orientations (default: the protocol's)
+    orientations_deg: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.response not in RESPONSES:
@@ -124,7 +125,9 @@ class ThresholdSearch:
     n_requests: int
 
 
-def _interpolate_crossing(lo: np.ndarray, hi: np.ndarray, d_lo: np.ndarray, d_hi: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _interpolate_crossing(
+    lo: np.ndarray, hi: np.ndarray, d_lo: np.ndarray, d_hi: np.ndarray, target: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """log c where log D reaches log target on the line through (lo, log d_lo), (hi, log d_hi); midpoint when
     that line is undefined (D ≤ 0 at the lower end). Returns (log c, slope)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -229,7 +232,9 @@ class LayerResponses:
         p = self.protocol
         if p.freq_stimulus == "radial":
             return p.phases, np.zeros_like(p.phases)
-        orients = p.orientations if self.config.orientations_deg is None else np.asarray(self.config.orientations_deg, float)
+        orients = (
+            p.orientations if self.config.orientations_deg is None else np.asarray(self.config.orientations_deg, float)
+        )
         th, ph = np.meshgrid(orients, p.phases, indexing="ij")
         return ph.ravel(), th.ravel()
 
@@ -447,7 +452,9 @@ def compare_shapes(freqs_cpd: np.ndarray, s_net: np.ndarray, s_human: np.ndarray
 
 
 def _open_label(shape: CSFShape) -> str:
-    return {(False, False): "", (True, False): "low", (False, True): "high", (True, True): "both"}[(shape.open_low, shape.open_high)]
+    return {(False, False): "", (True, False): "low", (False, True): "high", (True, True): "both"}[
+        (shape.open_low, shape.open_high)
+    ]
 
 
 def summarize(curves: pd.DataFrame, config: NetworkCSFConfig) -> pd.DataFrame:
@@ -553,8 +560,8 @@ def build_report(table: pd.DataFrame, curves: pd.DataFrame, config: NetworkCSFCo
     )
     rep.heading("Comparison with the human CSF")
     shown = table.copy()
-    for c in ("peak_cpd", "peak_ratio_oct", "half_low_cpd", "half_high_cpd", "bandwidth_oct", "range_log10", "pearson_r",
-              "rmse_shifted", "shift", "median_slope"):
+    for c in ("peak_cpd", "peak_ratio_oct", "half_low_cpd", "half_high_cpd", "bandwidth_oct", "range_log10",
+              "pearson_r", "rmse_shifted", "shift", "median_slope"):
         shown[c] = shown[c].astype(float).round(3)
     rep.table(shown, caption="network_csf.csv (bandwidth_open: side(s) where the curve stays above half its "
               "peak to the end of the sweep; bandwidth is then a lower bound)")

