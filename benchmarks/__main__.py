@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sizes", type=_sizes, default=None, help="W×H list, default 256x256,768x512")
     g.add_argument("--pairs", type=_ints, default=None,
                    help="pairs per batch for each size (default cpu: 4,1; cuda: 64,16)")
-    g.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32, bf16 (bf16 skipped where it does not run)")
+    g.add_argument("--dtypes", default="fp32,bf16",
+                   help="comma list of fp32, bf16 (bf16 skipped where it does not run)")
     g.add_argument("--repeats", type=int, default=None, help="timed samples per variant (default cpu 5, cuda 20)")
     g.add_argument("--warmup", type=int, default=None, help="untimed calls per variant first (default cpu 1, cuda 3)")
     g.add_argument("--inner", type=int, default=None, help="calls per timed sample (default cpu 1, cuda 5)")
@@ -192,9 +193,13 @@ def _run_one(name: str, args: argparse.Namespace, dev: Any, backbone: Any, sel: 
 
         r = run_sr(str(dev), sel_path, args.weights, args.sr_batch, args.sr_patch,
                    repeats=_default(args.sr_repeats, 30 if gpu else 5), warmup=5 if gpu else 2)
-        print(f"\n== sr training step ({dev}; batch {r['batch']}, HR {r['hr_patch']}², autocast {r['autocast']})")
-        print_table(r["rows"], ["loss", "median_ms", "steps_per_s", "ratio_vs_pixel", "cpu_ratio_vs_pixel",
-                                "gflop_per_step", "flop_ratio_vs_pixel"])
+        print(f"\n== sr training step and loss ({dev}; batch {r['batch']}, HR {r['hr_patch']}², autocast "
+              f"{r['autocast']}; layers {','.join(r['layers'])})")
+        print_table(r["rows"], ["variant", "median_ms", "per_s", "ratio_vs_pixel", "gflop", "flop_ratio_vs_pixel"])
+        print(f"top-k step / all-channel step {r['ratio_top_vs_all']:.3f} (target <= 1.0); top-k loss / bare trunk "
+              f"{r['ratio_loss_vs_trunk']:.3f} (target <= 1.10); top-k step / pixel step {r['ratio_top_vs_pixel']:.2f};"
+              f" loss to {r['shallow_layers'][-1]}: step {r['ratio_shallow_vs_top']:.2f}x the full top-k step, "
+              f"{r['ratio_shallow_vs_pixel']:.2f}x pixel")
         return r
     if name == "memory":
         from benchmarks.memory_bench import run as run_memory

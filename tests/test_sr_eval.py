@@ -75,7 +75,8 @@ def test_cli_eval_and_upscale(tmp_path: Path, data_root: Path) -> None:
     m = SRResNet(n_blocks=1, channels=8)
     ckpt = save_checkpoint(tmp_path / "m.pt", {"model": m.state_dict(), "model_config": m.config.to_dict(), "step": 0})
     out = tmp_path / "eval"
-    rc = main(["sr", "eval", "--checkpoint", str(ckpt), "--sets", "set5,set14", "--limit", "1", "--perceptual", "none", "--out", str(out)])
+    rc = main(["sr", "eval", "--checkpoint", str(ckpt), "--sets", "set5,set14", "--limit", "1", "--perceptual", "none",
+               "--out", str(out)])
     assert rc == 0
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 4 and set(results["method"]) == {"srresnet", "bicubic"}

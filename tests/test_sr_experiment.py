@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic_nets import synthetic_selection
 
 from psychofeat.cli import main
 from psychofeat.errors import InputError, UnknownNameError, WeightsError
@@ -26,7 +27,6 @@ from psychofeat.sr.evaluate import (
     training_backbones,
 )
 from psychofeat.sr.experiment import FEATURE_LOSSES, METHODS, TINY, make_config, paired_comparisons
-from synthetic_nets import synthetic_selection
 
 LAYERS = {"relu2_2": 128, "relu3_3": 256, "relu4_3": 512}
 SMOKE = ["--tiny", "--stage1-steps", "2", "--stage2-steps", "2", "--batch", "2", "--patch", "32", "--blocks", "1",
@@ -111,7 +111,8 @@ def test_unavailable_network_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr("psychofeat.metric.PerceptualDistance", Fake)
     with caplog.at_level(logging.WARNING, logger="psychofeat.sr.evaluate"):
-        metrics, skipped = perceptual_metrics(["squeezenet1_1", "efficientnet_lite0", "vgg16"], training_backbones={"vgg16"})
+        metrics, skipped = perceptual_metrics(["squeezenet1_1", "efficientnet_lite0", "vgg16"],
+                                              training_backbones={"vgg16"})
     assert list(metrics) == ["squeezenet1_1_all", "vgg16_all (training net)"]
     assert list(skipped) == ["efficientnet_lite0"] and "efficientnet_lite0" in caplog.text
     with pytest.raises(UnknownNameError):
@@ -199,3 +200,41 @@ def test_experiment_smoke(tmp_path: Path, data_root: Path) -> None:
     # a rerun never mixes results silently, and --resume refuses changed training settings before any work
     assert main(args) == 2
     assert main([*args, "--resume", "--lambda", "0.5"]) == 2
+
+
+def _documented_cpu_preset() -> dict[str, str]:
+    """The `--preset cpu` table of docs/sr.md: {setting: value as written}."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sr.md").read_text(encoding="utf-8")
+    section = text.split("### CPU preset", 1)[1].split("\n#", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1].strip("`")
+    return rows
+
+
+def test_cpu_preset_is_the_documented_one(tmp_path: Path) -> None:
+    from psychofeat.sr.experiment import CPU, PRESETS
+
+    documented = _documented_cpu_preset()
+    cfg = make_config(str(tmp_path / "s.json"), preset="cpu")
+    assert set(CPU) <= set(documented), f"undocumented preset settings: {set(CPU) - set(documented)}"
+    for key, text in documented.items():
+        value = getattr(cfg, key)
+        shown = ",".join(value) if isinstance(value, list) else ("default" if value is None else f"{value:g}"
+                                                                  if isinstance(value, float) else str(value))
+        assert shown == text, f"docs/sr.md says {key} = {text}, the preset has {shown}"
+    # the preset changes budget-related settings only: losses, λ, layers, rates, seed and selection stay the GPU run's
+    gpu = make_config(str(tmp_path / "s.json"))
+    for key in ("stage1_lr", "stage2_lr", "lam", "layers", "feature_mode", "frac", "seed", "selection_seed",
+                "backbone", "batch"):
+        assert getattr(cfg, key) == getattr(gpu, key), key
+    assert PRESETS["tiny"] == TINY and PRESETS["gpu"] == {}
+    assert make_config(str(tmp_path / "s.json"), preset="cpu", stage2_steps=7).stage2_steps == 7
+    cfg.perceptual.append("vgg16")  # a config's lists are its own, not the preset's
+    assert "vgg16" not in CPU["perceptual"]
+    with pytest.raises(UnknownNameError, match="preset"):
+        make_config(str(tmp_path / "s.json"), preset="cpu-fast")
+    with pytest.raises(InputError, match="tiny"):
+        make_config(str(tmp_path / "s.json"), tiny=True, preset="cpu")

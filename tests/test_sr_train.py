@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic_nets import synthetic_selection
 
 from psychofeat.errors import InputError, OutputExistsError
 from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
 from psychofeat.sr.train import PixelL1, TrainConfig, build_criterion, train
-from synthetic_nets import synthetic_selection
 
 TINY = ["--batch", "4", "--patch", "32", "--blocks", "2", "--channels", "16",
         "--train-pattern", "kodak24_kodim0[12]*", "--log-every", "1"]

@@ -83,8 +83,8 @@ def detail_box(hr: np.ndarray, size: int, stride: int = 8) -> tuple[int, int, in
     integral = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     tops = np.arange(0, h - size + 1, stride)
     lefts = np.arange(0, w - size + 1, stride)
-    t, l = np.meshgrid(tops, lefts, indexing="ij")
-    sums = integral[t + size, l + size] - integral[t, l + size] - integral[t + size, l] + integral[t, l]
+    t, c = np.meshgrid(tops, lefts, indexing="ij")
+    sums = integral[t + size, c + size] - integral[t, c + size] - integral[t + size, c] + integral[t, c]
     i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
     return int(tops[i]), int(lefts[j]), size
 

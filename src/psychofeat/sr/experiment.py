@@ -21,6 +21,7 @@ training noise.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -58,7 +59,7 @@ N_BOOT = 2000
 
 @dataclass
 class ExperimentConfig:
-    """Every setting of the experiment. The defaults are the GPU run; `TINY` overrides some for a CPU smoke run.
+    """Every setting of the experiment. The defaults are the GPU run; `CPU` and `TINY` override some of them.
 
     Why these values:
     * steps: ≤ 10 min on one H100/H200 at ≈ 45 steps/s (SRResNet + VGG-16 loss, batch 16): 4 × 2500 stage-2 steps
@@ -113,7 +114,8 @@ class ExperimentConfig:
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}.")
         if self.lam <= 0:
-            raise InputError(f"--lambda must be positive (with λ = 0 the four feature losses coincide), got {self.lam}.")
+            raise InputError(f"--lambda must be positive (with λ = 0 the four feature losses coincide), "
+                             f"got {self.lam}.")
         if not self.sets:
             raise InputError("--sets is empty: name at least one of set5, set14, bsd100.")
         if self.limit is not None and self.limit < 1:
@@ -145,10 +147,34 @@ class ExperimentConfig:
 TINY: dict[str, Any] = {"stage1_steps": 50, "stage2_steps": 10, "batch": 4, "patch": 48, "sets": ["set5"],
                         "log_every": 5, "ckpt_every": 1000}
 
+#: The budgeted CPU run (`--preset cpu`): the GPU protocol (same losses, λ, layers, learning rates, batch, seed and
+#: selection) on a budget of about one CPU-hour, chosen before any result was seen (docs/sr.md "CPU preset"):
+#: * SRResNet with 8 residual blocks instead of 16 and 64 px HR patches instead of 96 (LR 16 px): a pixel step costs
+#:   ≈ 0.3 core-s and a feature-loss step ≈ 1 core-s on a quiet machine (≈ 1 s and ≈ 3 s of wall time with one
+#:   thread on a machine shared with two other jobs), so 2500 stage-1 steps and 4 × 400 stage-2 steps are
+#:   ≈ 12 + 27 core-min, and at most ≈ 100 min of wall time when the machine is busy;
+#: * 2500 stage-1 steps at lr 2e-4: the part of an L1 SRResNet's training curve where it passes bicubic on Set5;
+#: * 400 stage-2 steps at lr 1e-4: 6400 patches seen by each fine-tuning, enough for the feature term to change
+#:   textures (it leads the loss, λ·d ≈ 2× L1) while keeping four fine-tunings affordable;
+#: * evaluation on the first 30 images of each set (Set5 5, Set14 14, BSD100 30) with the two held-out networks only:
+#:   the VGG-16 column is the training network's own distance (not evidence) and would cost as much as the rest;
+#: * checkpoints every 250 steps so that `--resume` loses at most a few minutes.
+CPU: dict[str, Any] = {"stage1_steps": 2500, "stage2_steps": 400, "patch": 64, "n_blocks": 8,
+                       "limit": 30, "perceptual": ["squeezenet1_1", "efficientnet_lite0"], "log_every": 50,
+                       "ckpt_every": 250}
 
-def make_config(selection: str, tiny: bool = False, **overrides: Any) -> ExperimentConfig:
-    """The GPU configuration, or the `--tiny` one, with explicit overrides (None means "keep the preset")."""
-    base: dict[str, Any] = {"selection": str(selection), **(TINY if tiny else {})}
+#: named presets of `psychofeat sr experiment --preset`; "gpu" is the dataclass defaults
+PRESETS: dict[str, dict[str, Any]] = {"gpu": {}, "cpu": CPU, "tiny": TINY}
+
+
+def make_config(selection: str, tiny: bool = False, preset: str | None = None, **overrides: Any) -> ExperimentConfig:
+    """The configuration of a preset (`gpu` default, `cpu`, `tiny`), with explicit overrides (None = "keep")."""
+    if tiny and preset not in (None, "tiny"):
+        raise InputError(f"--tiny is the 'tiny' preset; it cannot be combined with --preset {preset}.")
+    name = "tiny" if tiny else (preset or "gpu")
+    if name not in PRESETS:
+        raise unknown_name("experiment preset", name, list(PRESETS))
+    base: dict[str, Any] = {"selection": str(selection), **copy.deepcopy(PRESETS[name])}
     known = [f.name for f in dataclasses.fields(ExperimentConfig)]
     unknown = set(overrides) - set(known)
     if unknown:
@@ -191,7 +217,8 @@ def _check_resume(out: Path, cfg: ExperimentConfig) -> None:
     if not saved_path.is_file():
         return
     saved = read_json(saved_path).get("config", {})
-    diffs = [f"{k}: {saved.get(k)!r} then, {getattr(cfg, k)!r} now" for k in TRAINING_FIELDS if saved.get(k) != getattr(cfg, k)]
+    diffs = [f"{k}: {saved.get(k)!r} then, {getattr(cfg, k)!r} now" for k in TRAINING_FIELDS
+             if saved.get(k) != getattr(cfg, k)]
     if diffs:
         raise InputError(f"--resume with other training settings than the experiment in {out}: " + "; ".join(diffs)
                          + ". Use the original settings, or a new --out.")
@@ -376,8 +403,10 @@ def format_summary(summary: pd.DataFrame) -> str:
 
 __all__ = [
     "COMPARISONS",
+    "CPU",
     "FEATURE_LOSSES",
     "METHODS",
+    "PRESETS",
     "TINY",
     "ExperimentConfig",
     "ExperimentResult",

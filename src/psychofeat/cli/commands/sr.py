@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,6 @@ from psychofeat.cli.common import csv_list, show_help
 if TYPE_CHECKING:
     from psychofeat.sr.train import TrainConfig
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: kept in step with psychofeat.sr.evaluate.DEFAULT_PERCEPTUAL (not imported: `--help` must not load torch)
 DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
 
@@ -116,11 +116,13 @@ def _perceptual_list(text: str) -> list[str]:
 
 def _register_upscale(sub: argparse._SubParsersAction) -> None:
     u = sub.add_parser("upscale", help="upscale an image (or a folder of images) with a checkpoint",
-                       description="Upscale IN (a file, or a folder of images) into OUT (a file, or a folder).")
+                       description="Upscale IN (a file, or a folder of images) into OUT (a file, or a folder: "
+                       "one PNG per input image, same name). Non-image files in a folder are skipped and listed.")
     u.add_argument("input", metavar="IN", help="image file or folder")
     u.add_argument("output", metavar="OUT", help="output file (PNG recommended) or folder")
     u.add_argument("--checkpoint", required=True, help="a checkpoint written by `psychofeat sr train`")
     u.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    u.add_argument("--scale", type=int, default=4, help="the checkpoint's scale must be this (default 4)")
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
     u.set_defaults(func=_upscale)
 
@@ -132,13 +134,18 @@ def _register_experiment(sub: argparse._SubParsersAction) -> None:
         description="Stage 1: SRResNet x4 with L1. Stage 2: four fine-tunings from it with L1 + λ·d over all, PE "
         "top-k, bottom-k and random-k channels of the loss network (same λ, steps, seed, layers). Then all five "
         "models and bicubic on Set5/Set14/BSD100: PSNR/SSIM and perceptual distances of networks not in the loss. "
-        "Defaults are the ≤ 10 min single-GPU run (--device cuda); --tiny is a CPU smoke run. Every option below "
+        "Defaults are the ≤ 10 min single-GPU run (--device cuda); --preset cpu is a budgeted CPU run, --tiny a "
+        "smoke run. Every option below "
         "overrides the preset. See docs/sr.md.",
     )
     x.add_argument("--selection", required=True, help="selection.json of `psychofeat analyze` for the loss network")
     x.add_argument("--out", required=True, help="output folder (runs/, results.csv, summary.csv, paired.csv, "
                    "report.html)")
-    x.add_argument("--tiny", action="store_true", help="CPU smoke preset: few small patches, Set5 only")
+    x.add_argument("--preset", default=None, choices=["gpu", "cpu", "tiny"],
+                   help="gpu (default): the ≤ 10 min single-GPU run; cpu: a budgeted run of about 1-1.5 h on a "
+                   "2-core CPU (8-block SRResNet, 64 px patches, 2500 + 4 × 400 steps, first 30 images per set); "
+                   "tiny: smoke run")
+    x.add_argument("--tiny", action="store_true", help="same as --preset tiny (few small patches, Set5 only)")
     x.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out")
     x.add_argument("--overwrite", action="store_true", help="start afresh in a non-empty --out")
     o = x.add_argument_group("overrides (default: the preset's value)")
@@ -213,7 +220,8 @@ _EXPERIMENT_OPTIONS = ("stage1_steps", "stage2_steps", "batch", "patch", "stage1
 def _experiment(args: argparse.Namespace) -> int:
     from psychofeat.sr.experiment import format_summary, make_config, run_experiment
 
-    cfg = make_config(args.selection, tiny=args.tiny, **{k: getattr(args, k) for k in _EXPERIMENT_OPTIONS})
+    cfg = make_config(args.selection, tiny=args.tiny, preset=args.preset,
+                      **{k: getattr(args, k) for k in _EXPERIMENT_OPTIONS})
     res = run_experiment(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     print(format_summary(res.evaluation.summary))
     print(f"wall time {res.timing_s['total']:.1f} s; wrote {res.out / 'report.html'}")
@@ -221,26 +229,12 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    from psychofeat.errors import InputError, OutputExistsError
-    from psychofeat.sr.checkpoint import model_from_checkpoint
-    from psychofeat.sr.evaluate import upscale_file
+    from psychofeat.sr.upscale import load_upscaler, plan_upscale, upscale_files
 
-    src, dst = Path(args.input), Path(args.output)
-    if src.is_dir():
-        jobs = [(f, dst / f"{f.stem}.png") for f in sorted(src.iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES]
-        if not jobs:
-            raise InputError(f"no images ({', '.join(_IMAGE_SUFFIXES)}) in folder {src}.")
-    elif src.is_file():
-        jobs = [(src, dst / f"{src.stem}.png" if dst.is_dir() else dst)]
-    else:
-        raise InputError(f"IN {src} is neither an image file nor a folder.")
-    clash = [str(d) for _, d in jobs if d.exists()]
-    if clash and not args.overwrite:
-        raise OutputExistsError(
-            f"{len(clash)} output file(s) exist, e.g. {clash[0]}; pass --overwrite to replace them."
-        )
-    model = model_from_checkpoint(args.checkpoint)
-    for s, d in jobs:
-        upscale_file(model, s, d, device=args.device)
-        print(d)
+    plan = plan_upscale(args.input, args.output, overwrite=args.overwrite)
+    model = load_upscaler(args.checkpoint, scale=args.scale)
+    for name in plan.skipped:
+        print(f"skipped {name}", file=sys.stderr)
+    for path in upscale_files(model, plan, device=args.device):
+        print(path)
     return 0
