@@ -105,8 +105,10 @@ def test_feature_bank_equals_perceptual_distance(random_vgg) -> None:
     n_ch = random_vgg.layer_channels(layers)
     chans = {k: np.sort(rng.choice(n, n // 4, replace=False)) for k, n in n_ch.items()}
     sel = Selection(model="vgg16", channels=chans, n_channels=n_ch, method="custom",
-                    weights={"source": random_vgg.weights_info.source, "params_sha256": random_vgg.weights_info.params_sha256})
-    bank = FeatureBank(random_vgg, [FeatureMetric("sel", chans), FeatureMetric("all-mse", {k: None for k in layers}, "mse"),
+                    weights={"source": random_vgg.weights_info.source,
+                             "params_sha256": random_vgg.weights_info.params_sha256})
+    bank = FeatureBank(random_vgg, [FeatureMetric("sel", chans),
+                                    FeatureMetric("all-mse", {k: None for k in layers}, "mse"),
                                     FeatureMetric("one", {"relu2_2": None})], "vgg16@random")
     x = 0.5 + 0.1 * torch.rand(3, 3, 48, 48)
     blank = torch.full((1, 3, 48, 48), 0.5)
@@ -194,7 +196,8 @@ def test_cli_detect_writes_outputs(data_root, tmp_path) -> None:
     from psychofeat.cli import main
 
     out = tmp_path / "d"
-    assert main(["hvs", "detect", "--metrics", "psnr", "--datasets", "modelfest", "--steps", "2", "--out", str(out)]) == 0
+    assert main(["hvs", "detect", "--metrics", "psnr", "--datasets", "modelfest", "--steps", "2",
+                 "--out", str(out)]) == 0
     for name in ("detection_scores.csv", "detection_rows.csv", "detection_random.csv", "stimuli.csv",
                  "stimuli_skipped.csv", "manifest.json", "report.html"):
         assert (out / name).is_file()

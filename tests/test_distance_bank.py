@@ -141,7 +141,9 @@ def test_distance_from_sums_exact_cases(dtype: torch.dtype) -> None:
     assert d(2 * y) == pytest.approx(0.0, abs=1e-12)  # parallel
     assert d(torch.tensor([4.0, -3.0])) == pytest.approx(2.0, rel=1e-6)  # orthogonal
     assert d(-y) == pytest.approx(4.0, rel=1e-6)  # opposite
-    assert d(torch.tensor([1.0, 0.0])) == pytest.approx(float(((torch.tensor([1.0, 0.0]) - y / 5) ** 2).sum()), rel=1e-6)
+    assert d(torch.tensor([1.0, 0.0])) == pytest.approx(
+        float(((torch.tensor([1.0, 0.0]) - y / 5) ** 2).sum()), rel=1e-6
+    )
 
 
 def _errors(x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

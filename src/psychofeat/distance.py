@@ -5,6 +5,15 @@ For layers k with selected channel sets S_k (SCIENCE.md):
 ("normalized"; ε inside the square root keeps gradients finite for all-zero features), or
     d(x, y) = Σ_k w_k · mean_{h,w,m∈S_k} (φ_km(x) − φ_km(y))²
 ("mse": feature MSE, the classic VGG loss). w_k = 1/#layers unless given. Nothing is learned from human data.
+
+Soft selections (`Selection.channel_weights`, e.g. `which="soft-pe"`) give channel m of layer k a weight
+a_km ∈ [0, 1] (largest 1 per layer) instead of in/out. The channel enters as √a_km·φ_km, everywhere:
+    normalized: Σ_m a_m (φ_m(x)/n_x − φ_m(y)/n_y)²,  n² = Σ_m a_m φ_m² + ε,
+    mse:        Σ_m a_m (φ_m(x) − φ_m(y))² / Σ_m a_m      (a weighted mean over channels).
+So weights that are 1 on S and 0 elsewhere give exactly the hard selection S, and equal weights exactly all
+channels; the normalized distance does not depend on the scale of a layer's weights except through ε (which
+is why the largest is fixed at 1 rather than the mean). Channels of weight 0 are not gathered at all, so their
+gradient is exactly 0 and never NaN.
 """
 
 from __future__ import annotations
@@ -45,12 +54,25 @@ def unit_normalize(f: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
     return f * inv_norm(f, eps)
 
 
-def pair_distance_map(fx: torch.Tensor, fy: torch.Tensor, mode: str, eps: float = DEFAULT_EPS) -> torch.Tensor:
+def channel_scale(weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """√weights as a 1×C×1×1 tensor of `like`'s dtype and device: the factor of a soft selection's channels."""
+    return weights.to(device=like.device, dtype=like.dtype).sqrt().view(1, -1, 1, 1)
+
+
+def pair_distance_map(
+    fx: torch.Tensor, fy: torch.Tensor, mode: str, eps: float = DEFAULT_EPS, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-position distance N×H×W between raw feature maps of selected channels (no dtype conversion).
 
     normalized: Σ_c (φx·rx − φy·ry)² with r = 1/sqrt(Σ_c φ² + ε), as one multiply, one fused multiply-add and one
     reduction (the unit-normalised maps of both images are never stored); mse: mean_c (φx − φy)².
+    `weights` (C, positive): a soft selection's channel weights (module docstring: √w·φ, weighted mean in mse).
     """
+    if weights is not None:
+        scale = channel_scale(weights, fx)
+        fx, fy = fx * scale, fy * scale
+        if mode == "mse":
+            return channel_sq_sum(fx - fy) / weights.sum().to(fx.dtype)
     if mode == "normalized":
         d = fx * inv_norm(fx, eps)
         if d.shape == torch.broadcast_shapes(d.shape, fy.shape):
@@ -104,9 +126,12 @@ class SelectedChannelDistance(nn.Module):
         weights = dict(layer_weights) if layer_weights else {lay: 1.0 / len(self.layers) for lay in self.layers}
         unknown = [k for k in weights if k not in self.layers]
         if unknown or len(weights) != len(self.layers):
-            raise InputError(f"layer_weights must give one weight per selected layer {self.layers}; got {list(weights)}.")
+            raise InputError(
+                f"layer_weights must give one weight per selected layer {self.layers}; got {list(weights)}.")
         self.layer_weights = {lay: float(weights[lay]) for lay in self.layers}
         self._index_names: dict[str, str | None] = {}
+        self._scale_names: dict[str, str | None] = {}  # √weight of each selected channel (soft selections)
+        self._counts: dict[str, float] = {}  # Σ weights: the mse mode's denominator
         for i, lay in enumerate(self.layers):
             idx = torch.as_tensor(selection.channels[selection.layers[i]], dtype=torch.long)
             if idx.numel() == 0:
@@ -117,6 +142,16 @@ class SelectedChannelDistance(nn.Module):
                 name = f"_idx_{i}"
                 self.register_buffer(name, idx, persistent=False)
                 self._index_names[lay] = name
+            w = selection.weights_of(selection.layers[i])
+            self._counts[lay] = float(idx.numel()) if w is None else float(w.sum())
+            if w is None:
+                self._scale_names[lay] = None
+            else:
+                if w.shape != (idx.numel(),) or not (w > 0).all():
+                    raise InputError(f"layer {lay!r}: channel weights must be positive, one per selected channel.")
+                self.register_buffer(f"_scale_{i}", torch.as_tensor(w, dtype=torch.float32).sqrt().view(1, -1, 1, 1),
+                                     persistent=False)
+                self._scale_names[lay] = f"_scale_{i}"
 
     def train(self, mode: bool = True) -> SelectedChannelDistance:
         """The backbone always stays in eval mode (frozen statistics, deterministic features)."""
@@ -125,6 +160,12 @@ class SelectedChannelDistance(nn.Module):
         return self
 
     def _select(self, layer: str, f: torch.Tensor) -> torch.Tensor:
+        """The selected channels of `f` in fp32, each times √weight in a soft selection."""
+        f = self._gather(layer, f).float()
+        scale = self._scale_names[layer]
+        return f if scale is None else f * getattr(self, scale)
+
+    def _gather(self, layer: str, f: torch.Tensor) -> torch.Tensor:
         name = self._index_names[layer]
         if name is None:
             return f
@@ -140,15 +181,21 @@ class SelectedChannelDistance(nn.Module):
 
     def _prepare(self, layer: str, f: torch.Tensor) -> torch.Tensor:
         """Reference features as cached: selected, fp32, unit-normalised in normalized mode."""
-        f = self._select(layer, f).float()
+        f = self._select(layer, f)
         return unit_normalize(f, self.eps) if self.mode == "normalized" else f
 
     def _compare(self, layer: str, fx: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
         """Distance map between raw features `fx` and prepared reference features `py`."""
-        fx = self._select(layer, fx).float()
+        fx = self._select(layer, fx)
         if self.mode == "normalized":  # py − φx·rx in one fused pass
             return channel_sq_sum(torch.addcmul(py, fx, inv_norm(fx, self.eps), value=-1.0))
-        return pair_distance_map(fx, py, "mse", self.eps)
+        return self._mse(layer, fx, py)
+
+    def _mse(self, layer: str, fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        """Σ_c (φx − φy)² / Σ weights (the mean over channels of a hard selection), on √weight-scaled features."""
+        if self._scale_names[layer] is None:
+            return pair_distance_map(fx, fy, "mse", self.eps)
+        return channel_sq_sum(fx - fy) / self._counts[layer]
 
     def reference(self, y: torch.Tensor) -> ReferenceFeatures:
         """Features of reference images, computed once (no gradient) and reused by `maps(x, ref=...)`."""
@@ -175,8 +222,9 @@ class SelectedChannelDistance(nn.Module):
         n = x.shape[0]
 
         def sink(k: str, f: torch.Tensor) -> None:
-            f = self._select(k, f).float()
-            out[k] = pair_distance_map(f[:n], f[n:], self.mode, self.eps)
+            f = self._select(k, f)
+            out[k] = (pair_distance_map(f[:n], f[n:], "normalized", self.eps) if self.mode == "normalized"
+                      else self._mse(k, f[:n], f[n:]))
 
         self.extractor.stream(torch.cat([x, y], dim=0), sink)
         return out

@@ -11,6 +11,10 @@ and the sums of *all* selections are matrix products of the per-position product
 per selection. Syy is the reference's and is computed once per reference. The same squared differences give
 every channel's single-channel distance (`psychofeat.distance.channel_distances`) at no extra cost.
 
+A soft selection (channel weights a_m; `psychofeat.distance`: a channel enters as √a_m·φ_m) puts its weights in
+the mask instead of 1: the sums become Σ a δ², Σ a δ·y, ..., the sums of the scaled channels, so the identity
+holds unchanged.
+
 One evaluator serves both experiments: `psychofeat iqa` in float32 (speed; ~1e-7 relative), `psychofeat hvs
 detect` in float64 (stimuli that differ from the blank by 1e-4 and less), with selections of their own layers
 and modes. `direct_distances` is the reference route through the shared core (`psychofeat.distance`):
@@ -30,15 +34,16 @@ import torch
 
 from psychofeat.distance import DEFAULT_EPS, MODES, pair_distance_map
 from psychofeat.errors import InputError
-from psychofeat.selection import Selection
+from psychofeat.selection import ChannelWeights, Selection
 
 #: bytes of one positions × selections temporary of the blocked evaluation (256 KB: stays in the CPU cache)
 BLOCK_BYTES = 262_144
 #: fewest positions per block (many selections would otherwise make the blocks too short to be efficient)
 MIN_BLOCK_ROWS = 64
 
-#: channel indices per layer (None: every channel of the layer); the layers a selection uses are its keys
-ChannelSets: TypeAlias = Mapping[str, "np.ndarray | Sequence[int] | None"]
+#: channel indices per layer (None: every channel of the layer), or indices with weights (a soft selection);
+#: the layers a selection uses are its keys
+ChannelSets: TypeAlias = Mapping[str, "np.ndarray | Sequence[int] | ChannelWeights | None"]
 
 
 # ------------------------------------------------------------------------------------------------ the identity
@@ -143,19 +148,29 @@ class _Scratch:
 
 
 def _channel_sets(sel: Selection | ChannelSets) -> ChannelSets:
-    return sel.channels if isinstance(sel, Selection) else sel
+    return sel.channel_sets() if isinstance(sel, Selection) else sel
 
 
-def _indices(name: str, layer: str, idx: np.ndarray | Sequence[int] | None, n_channels: int) -> np.ndarray:
-    """Sorted unique channel indices of one selection in one layer (None: all), checked against the layer."""
+def _indices(
+    name: str, layer: str, idx: np.ndarray | Sequence[int] | ChannelWeights | None, n_channels: int
+) -> ChannelWeights:
+    """Sorted unique channel indices of one selection in one layer (None: all), checked against the layer, with
+    their weights (all 1 for a hard selection)."""
     if idx is None:
-        return np.arange(n_channels, dtype=np.int64)
-    ii = np.unique(np.asarray(idx, dtype=np.int64))
+        return ChannelWeights(np.arange(n_channels, dtype=np.int64), np.ones(n_channels))
+    if isinstance(idx, ChannelWeights):
+        raw, w = np.asarray(idx.indices, dtype=np.int64), np.asarray(idx.weights, dtype=np.float64)
+        if w.shape != raw.shape or not (np.isfinite(w) & (w > 0)).all():
+            raise InputError(f"selection {name!r}: layer {layer} needs one positive weight per channel index.")
+    else:
+        raw = np.asarray(idx, dtype=np.int64)
+        w = np.ones(raw.shape)
+    ii, first = np.unique(raw, return_index=True)
     if ii.size == 0:
         raise InputError(f"selection {name!r} has no channels in layer {layer!r}.")
     if ii[0] < 0 or ii[-1] >= n_channels:
         raise InputError(f"selection {name!r}: channel indices of {layer} must be in [0, {n_channels}).")
-    return ii
+    return ChannelWeights(ii, w[first])
 
 
 # ------------------------------------------------------------------------------------------------------- bank
@@ -164,9 +179,9 @@ class _LayerPlan:
     """The columns that use one layer, normalized ones first: their indices and channel masks (C × columns)."""
 
     columns: np.ndarray  # bank columns, normalized first
-    norm_mask: torch.Tensor  # C × #normalized
+    norm_mask: torch.Tensor  # C × #normalized: 0/1, or the channel weights of a soft selection
     mse_mask: torch.Tensor  # C × #mse, float64: applied to the channels' summed squared differences
-    mse_counts: torch.Tensor  # #mse, float64: channels per mse column (its distance is a mean over them)
+    mse_counts: torch.Tensor  # #mse, float64: Σ weights per mse column (its distance is a weighted mean)
 
 
 @dataclass
@@ -260,36 +275,39 @@ class SelectionBank:
 
     def _columns(
         self, selections: Mapping[str, Selection | ChannelSets], n_channels: Mapping[str, int]
-    ) -> list[tuple[str, dict[str, np.ndarray]]]:
-        """Unique (mode, {layer: indices}) columns; fills `self.column`."""
-        unique: dict[tuple[str, tuple[tuple[str, bytes], ...]], int] = {}
-        columns: list[tuple[str, dict[str, np.ndarray]]] = []
+    ) -> list[tuple[str, dict[str, ChannelWeights]]]:
+        """Unique (mode, {layer: indices and weights}) columns; fills `self.column`."""
+        unique: dict[tuple[str, tuple[tuple[str, bytes, bytes], ...]], int] = {}
+        columns: list[tuple[str, dict[str, ChannelWeights]]] = []
         for name, sel in selections.items():
             sets = _channel_sets(sel)
             unknown = [k for k in sets if k not in self.layers]
             if unknown or not sets:
                 raise InputError(f"selection {name!r} uses layers {list(sets)}; the bank's layers are {self.layers}.")
             chans = {k: _indices(name, k, sets[k], int(n_channels[k])) for k in self.layers if k in sets}
-            key = (self.modes[name], tuple((k, v.tobytes()) for k, v in chans.items()))
+            key = (self.modes[name], tuple((k, v.indices.tobytes(), v.weights.tobytes()) for k, v in chans.items()))
             if key not in unique:
                 unique[key] = len(columns)
                 columns.append((self.modes[name], chans))
             self.column[name] = unique[key]
         return columns
 
-    def _plan(self, li: int, columns: list[tuple[str, dict[str, np.ndarray]]], n_channels: int) -> _LayerPlan:
+    def _plan(self, li: int, columns: list[tuple[str, dict[str, ChannelWeights]]], n_channels: int) -> _LayerPlan:
         layer = self.layers[li]
         used = np.flatnonzero(self.uses[li])
         norm = [j for j in used if columns[j][0] == "normalized"]
         mse = [j for j in used if columns[j][0] == "mse"]
 
         def mask(cols: list[int], dtype: torch.dtype) -> torch.Tensor:
+            """Channel weights per column: 1 for a hard selection's channels, a_m for a soft one's, else 0."""
             m = torch.zeros(n_channels, len(cols), dtype=dtype)
             for i, j in enumerate(cols):  # a loop over selections; channels are set in one indexed write
-                m[torch.from_numpy(columns[j][1][layer]), i] = 1.0
+                cw = columns[j][1][layer]
+                m[torch.from_numpy(cw.indices), i] = torch.from_numpy(cw.weights).to(dtype)
             return m.to(self.device)
 
-        counts = torch.tensor([float(columns[j][1][layer].size) for j in mse], dtype=torch.float64)
+        # an mse column's distance is Σ a δ² / Σ a (the mean over its channels when hard)
+        counts = torch.tensor([float(columns[j][1][layer].weights.sum()) for j in mse], dtype=torch.float64)
         return _LayerPlan(np.array(norm + mse, dtype=np.int64), mask(norm, self.dtype), mask(mse, torch.float64),
                           counts.to(self.device))
 
@@ -375,7 +393,8 @@ def direct_distances(
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, np.ndarray]:
     """Per-layer distances of each selection of one image pair (in the order of its layers) with the shared core:
-    `index_select` + `psychofeat.distance.pair_distance_map` in `dtype` (float32: the metric's)."""
+    `index_select` + `psychofeat.distance.pair_distance_map` in `dtype` (float32: the metric's), with the channel
+    weights of soft selections."""
     dense_x: dict[str, torch.Tensor] = {}  # index_select on channels-last maps is slow: made dense once per layer
     dense_y: dict[str, torch.Tensor] = {}
     out: dict[str, np.ndarray] = {}
@@ -385,9 +404,13 @@ def direct_distances(
             if k not in dense_x:
                 dense_x[k], dense_y[k] = fx[k].to(dtype).contiguous(), fy[k].to(dtype).contiguous()
             a, b = dense_x[k], dense_y[k]
+            w = None
+            if isinstance(idx, ChannelWeights):
+                idx, w = idx.indices, torch.as_tensor(np.asarray(idx.weights), dtype=dtype, device=a.device)
             if idx is not None:
                 ii = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=a.device)
                 a, b = a.index_select(1, ii), b.index_select(1, ii)
-            vals.append(float(pair_distance_map(a, b, mode if isinstance(mode, str) else mode[name], eps).mean()))
+            m = mode if isinstance(mode, str) else mode[name]
+            vals.append(float(pair_distance_map(a, b, m, eps, weights=w).mean()))
         out[name] = np.asarray(vals)
     return out

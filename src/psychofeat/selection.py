@@ -7,6 +7,12 @@ network and weights they were computed for; using one with another network is re
 Choices (documented in docs/science.md): k = max(1, round(fraction · n_channels)) per layer; unresponsive
 channels (PE = 0 because they do not respond to gratings) are excluded from bottom-k and random-k pools, so
 the controls are not trivially weakened by silent channels.
+
+Soft selections (`SOFT_METHODS`) weight every channel by a function of its scores instead of cutting at k:
+`channel_weights[layer]` holds one weight per channel of the layer, scaled so that the largest is 1; the selected
+channels are those with a positive weight. How the distance uses them is `psychofeat.distance`'s docstring: a
+channel of weight w enters as √w·φ, so weights that are 1 on a subset and 0 elsewhere are exactly that hard
+selection and equal weights are exactly all channels.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,7 +29,18 @@ from psychofeat.errors import InputError, WeightsError
 from psychofeat.io import read_json, write_json
 
 FORMAT = "psychofeat.selection/1"
-METHODS = ("top", "bottom", "random", "all")
+HARD_METHODS = ("top", "bottom", "random", "all")
+#: soft weightings: w ∝ PE, ∝ rank of PE, ∝ mu1, ∝ mu2 (unresponsive channels 0), and the control "soft-random":
+#: the soft-pe weights of the responsive channels shuffled among them (seeded)
+SOFT_METHODS = ("soft-pe", "soft-rank", "soft-mu1", "soft-mu2", "soft-random")
+METHODS = HARD_METHODS + SOFT_METHODS
+
+
+class ChannelWeights(NamedTuple):
+    """Channels of one layer with their weights (positive, aligned with `indices`): one layer of a soft selection."""
+
+    indices: np.ndarray
+    weights: np.ndarray
 
 
 @dataclass
@@ -40,10 +57,15 @@ class Selection:
     pe: dict[str, np.ndarray] | None = None  # layer -> PE of every channel
     unresponsive: dict[str, np.ndarray] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    mu1: dict[str, np.ndarray] | None = None  # layer -> mu1 of every channel (soft-mu1)
+    mu2: dict[str, np.ndarray] | None = None  # layer -> mu2 of every channel (soft-mu2)
+    channel_weights: dict[str, np.ndarray] | None = None  # layer -> weight of every channel (soft selections)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def all_channels(cls, model: str, n_channels: Mapping[str, int], weights: Mapping[str, Any] | None = None) -> Selection:
+    def all_channels(
+        cls, model: str, n_channels: Mapping[str, int], weights: Mapping[str, Any] | None = None
+    ) -> Selection:
         return cls(
             model=model,
             channels={k: np.arange(int(n), dtype=np.int64) for k, n in n_channels.items()},
@@ -63,15 +85,19 @@ class Selection:
         seed: int = 0,
         provenance: Mapping[str, Any] | None = None,
     ) -> Selection:
-        """From the per-channel table of `psychofeat analyze` (columns layer, channel, pe, unresponsive)."""
+        """From the per-channel table of `psychofeat analyze` (columns layer, channel, pe, unresponsive; mu1 and
+        mu2 are kept when present, for the soft-mu1 / soft-mu2 weightings)."""
         pe: dict[str, np.ndarray] = {}
         dead: dict[str, np.ndarray] = {}
+        extra: dict[str, dict[str, np.ndarray]] = {c: {} for c in ("mu1", "mu2") if c in scores.columns}
         for layer, df in scores.groupby("layer", sort=False):
             df = df.sort_values("channel")
             if not np.array_equal(df["channel"].to_numpy(), np.arange(len(df))):
                 raise InputError(f"scores for layer {layer!r} do not list channels 0..{len(df) - 1} exactly once.")
             pe[str(layer)] = df["pe"].to_numpy(dtype=np.float64)
             dead[str(layer)] = df["unresponsive"].to_numpy(dtype=bool)
+            for col, store in extra.items():
+                store[str(layer)] = df[col].to_numpy(dtype=np.float64)
         base = cls(
             model=model,
             channels={},
@@ -80,16 +106,21 @@ class Selection:
             pe=pe,
             unresponsive=dead,
             provenance=dict(provenance or {}),
+            mu1=extra.get("mu1"),
+            mu2=extra.get("mu2"),
         )
         return base.select(method, fraction, seed)
 
     # -- deriving selections ------------------------------------------------------------------------
     def select(self, method: str, fraction: float | None = None, seed: int = 0) -> Selection:
+        """A hard selection (top / bottom / random k, all) or a soft weighting (`SOFT_METHODS`; `fraction` unused)."""
         if method == "all":
             return replace(self, channels={k: np.arange(n, dtype=np.int64) for k, n in self.n_channels.items()},
-                           method="all", fraction=None, seed=None)
+                           method="all", fraction=None, seed=None, channel_weights=None)
         if method not in METHODS:
             raise InputError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}.")
+        if method in SOFT_METHODS:
+            return self._soft(method, seed)
         if fraction is None or not 0 < fraction <= 1:
             raise InputError(f"selection fraction must be in (0, 1], got {fraction!r}.")
         if self.pe is None:
@@ -99,7 +130,7 @@ class Selection:
         for layer, pe in self.pe.items():
             n = pe.size
             k = max(1, int(round(fraction * n)))
-            dead = self.unresponsive[layer] if self.unresponsive is not None else np.zeros(n, bool)
+            dead = self._dead(layer)
             live = np.flatnonzero(~dead)
             pool = live if live.size >= k else np.arange(n)  # the controls' pool: responsive channels
             if method == "top":
@@ -111,7 +142,76 @@ class Selection:
             else:
                 idx = rng.choice(pool, size=k, replace=False)
             chosen[layer] = np.sort(idx.astype(np.int64))
-        return replace(self, channels=chosen, method=method, fraction=float(fraction), seed=seed if method == "random" else None)
+        return replace(self, channels=chosen, method=method, fraction=float(fraction),
+                       seed=seed if method == "random" else None, channel_weights=None)
+
+    def _dead(self, layer: str) -> np.ndarray:
+        n = self.n_channels[layer]
+        return self.unresponsive[layer] if self.unresponsive is not None else np.zeros(n, bool)
+
+    def responsive(self, layer: str) -> np.ndarray:
+        """Mask of the channels of `layer` that respond to gratings (the pool of the controls)."""
+        return ~self._dead(layer)
+
+    def _soft(self, method: str, seed: int) -> Selection:
+        """Weights from the scores of every channel, largest 1 per layer; unresponsive channels get 0."""
+        source = {"soft-mu1": self.mu1, "soft-mu2": self.mu2}.get(method, self.pe)
+        if source is None:
+            what = method.removeprefix("soft-") if method in ("soft-mu1", "soft-mu2") else "PE"
+            raise InputError(f"{method} needs the {what} of every channel, which this selection does not carry; "
+                             "use a selection.json written by `psychofeat analyze` (re-run it if it predates "
+                             "soft selections).")
+        rng = np.random.default_rng(seed)
+        weights: dict[str, np.ndarray] = {}
+        for layer, score in source.items():
+            live = ~self._dead(layer)
+            w = np.where(live, np.clip(np.asarray(score, dtype=np.float64), 0.0, None), 0.0)
+            if method == "soft-rank":  # rank of PE among the responsive channels: 1 = lowest, ties averaged
+                from scipy.stats import rankdata
+
+                w = np.zeros_like(w)
+                w[live] = rankdata(np.asarray(score, dtype=np.float64)[live])
+            elif method == "soft-random":
+                w[live] = rng.permutation(w[live])
+            if not np.isfinite(w).all() or w.max(initial=0.0) <= 0:
+                raise InputError(f"{method}: every channel of layer {layer!r} has weight 0 (no responsive channel "
+                                 "with a positive score); restrict the metric to other layers.")
+            weights[layer] = w / w.max()
+        return replace(self, channels={k: np.flatnonzero(w > 0).astype(np.int64) for k, w in weights.items()},
+                       method=method, fraction=None, seed=seed if method == "soft-random" else None,
+                       channel_weights=weights)
+
+    def with_weights(self, weights: Mapping[str, np.ndarray], method: str = "custom-soft") -> Selection:
+        """A soft selection from explicit non-negative weights of every channel of each layer (scaled to max 1)."""
+        out: dict[str, np.ndarray] = {}
+        for layer, n in self.n_channels.items():
+            if layer not in weights:
+                raise InputError(f"no weights given for layer {layer!r}.")
+            w = np.asarray(weights[layer], dtype=np.float64)
+            if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.max(initial=0.0) <= 0:
+                raise InputError(f"weights of layer {layer!r} must be {n} finite non-negative numbers, not all 0.")
+            out[layer] = w / w.max()
+        return replace(self, channels={k: np.flatnonzero(w > 0).astype(np.int64) for k, w in out.items()},
+                       method=method, fraction=None, seed=None, channel_weights=out)
+
+    def weights_of(self, layer: str) -> np.ndarray | None:
+        """Weights of the selected channels of `layer` (aligned with `channels[layer]`); None: all 1 (hard)."""
+        if self.channel_weights is None:
+            return None
+        w = self.channel_weights[layer][self.channels[layer]]
+        return None if bool((w == 1.0).all()) else w
+
+    def channel_sets(self) -> dict[str, np.ndarray | ChannelWeights]:
+        """{layer: indices} of a hard selection, {layer: ChannelWeights} where a layer is weighted."""
+        out: dict[str, np.ndarray | ChannelWeights] = {}
+        for layer, idx in self.channels.items():
+            w = self.weights_of(layer)
+            out[layer] = idx if w is None else ChannelWeights(idx, w)
+        return out
+
+    @property
+    def is_soft(self) -> bool:
+        return self.channel_weights is not None
 
     def top(self, fraction: float = 0.25) -> Selection:
         return self.select("top", fraction)
@@ -128,12 +228,16 @@ class Selection:
         if missing:
             raise InputError(f"layers {missing} are not in this selection (it has {list(self.channels)}).")
         keep = list(layers)
+
+        def sub(d: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+            return {k: d[k] for k in keep} if d is not None else None
+
         return replace(
             self,
             channels={k: self.channels[k] for k in keep},
             n_channels={k: self.n_channels[k] for k in keep},
-            pe={k: self.pe[k] for k in keep} if self.pe is not None else None,
-            unresponsive={k: self.unresponsive[k] for k in keep} if self.unresponsive is not None else None,
+            pe=sub(self.pe), unresponsive=sub(self.unresponsive), mu1=sub(self.mu1), mu2=sub(self.mu2),
+            channel_weights=sub(self.channel_weights),
         )
 
     # -- views ------------------------------------------------------------------------------------
@@ -151,6 +255,8 @@ class Selection:
     def label(self) -> str:
         if self.method == "all":
             return "all"
+        if self.is_soft:
+            return self.method + (f" (seed {self.seed})" if self.seed is not None else "")
         frac = f"{100 * (self.fraction or 0):g}%"
         return f"{self.method}-{frac}" + (f" (seed {self.seed})" if self.method == "random" else "")
 
@@ -189,6 +295,10 @@ class Selection:
             d["pe"] = {k: v.tolist() for k, v in self.pe.items()}
         if self.unresponsive is not None:
             d["unresponsive"] = {k: np.flatnonzero(v).tolist() for k, v in self.unresponsive.items()}
+        for key in ("mu1", "mu2", "channel_weights"):
+            val = getattr(self, key)
+            if val is not None:
+                d[key] = {k: v.tolist() for k, v in val.items()}
         d["provenance"] = self.provenance
         return d
 
@@ -200,7 +310,11 @@ class Selection:
         if d.get("format") != FORMAT:
             raise InputError(f"not a psychofeat selection (format {d.get('format')!r}, expected {FORMAT!r}).")
         n_channels = {k: int(v) for k, v in d["n_channels"].items()}
-        pe = {k: np.asarray(v, dtype=np.float64) for k, v in d["pe"].items()} if d.get("pe") is not None else None
+        def floats(key: str) -> dict[str, np.ndarray] | None:
+            val = d.get(key)
+            return {k: np.asarray(v, dtype=np.float64) for k, v in val.items()} if val is not None else None
+
+        pe = floats("pe")
         dead = None
         if d.get("unresponsive") is not None:
             dead = {}
@@ -219,6 +333,9 @@ class Selection:
             pe=pe,
             unresponsive=dead,
             provenance=dict(d.get("provenance") or {}),
+            mu1=floats("mu1"),
+            mu2=floats("mu2"),
+            channel_weights=floats("channel_weights"),
         )
 
     @classmethod

@@ -206,11 +206,13 @@ def measure_pairs(
     dtype: str | torch.dtype = "float32",
     progress: bool = True,
     threads: int | None = None,
+    with_baselines: bool = True,
 ) -> PairValues:
     """One forward pass per image (references once), every selection and every channel from the stored maps.
 
     The forward passes run with `threads` intra-op threads (None: torch's setting); everything else on the CPU
-    runs single-threaded (many short operations, see `single_threaded`).
+    runs single-threaded (many short operations, see `single_threaded`). `with_baselines=False` skips PSNR and
+    SSIM (left NaN) for experiments that compare selections only.
     """
     dev = torch.device(device)
     light = 1 if dev.type == "cpu" else None
@@ -251,7 +253,8 @@ def measure_pairs(
                     verification = verify_pair(fx, fy, bank, per_layer[i], verify, str(sample.distorted))
                     verification["seconds"] = time.perf_counter() - t2
                 t3 = time.perf_counter()
-                psnr_db[i], ssim_v[i] = baselines(x, y)
+                if with_baselines:
+                    psnr_db[i], ssim_v[i] = baselines(x, y)
             t_fwd, t_stats, t_base = t_fwd + t1 - t0, t_stats + t2 - t1, t_base + time.perf_counter() - t3
             bar.update(1)
             del fx

@@ -62,10 +62,10 @@ from psychofeat.distance import DEFAULT_EPS
 from psychofeat.distance_bank import ReferenceStats, SelectionBank
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
 from psychofeat.features import FeatureExtractor
-from psychofeat.hvs.network_csf import STATUS_BELOW, STATUS_OK, STATUS_UNDETECTED, bisect_log_contrast
 from psychofeat.hvs.data import POOLED, aggregated_sha256, dataset_order, order_with_pooled
+from psychofeat.hvs.network_csf import STATUS_BELOW, STATUS_OK, STATUS_UNDETECTED, bisect_log_contrast
 from psychofeat.hvs.threshold_stimuli import Display, ThresholdStimuli
-from psychofeat.selection import Selection
+from psychofeat.selection import ChannelWeights, Selection
 
 CENSORED_LOW, CENSORED_HIGH = "censored_low", "censored_high"
 
@@ -89,10 +89,11 @@ class DistanceBank(Protocol):
 
 @dataclass(frozen=True)
 class FeatureMetric:
-    """One deep-feature metric: channels per layer (None = all), mode, and how it is grouped in the report."""
+    """One deep-feature metric: channels per layer (None = all; `ChannelWeights` for a soft selection), mode,
+    and how it is grouped in the report."""
 
     name: str
-    channels: dict[str, np.ndarray | None]
+    channels: dict[str, np.ndarray | ChannelWeights | None]
     mode: str = "normalized"
     group: str = "all"
     seed: int | None = None
@@ -108,8 +109,8 @@ class FeatureBank:
     whose identity is written in δ = φx − φy so that distances of threshold-level contrasts (δ ~ 1e-4 of the
     features and less) keep their precision (see `distance_from_sums`)."""
 
-    def __init__(self, backbone: Backbone, metrics: Sequence[FeatureMetric], label: str, device: str | torch.device = "cpu",
-                 eps: float = DEFAULT_EPS) -> None:
+    def __init__(self, backbone: Backbone, metrics: Sequence[FeatureMetric], label: str,
+                 device: str | torch.device = "cpu", eps: float = DEFAULT_EPS) -> None:
         if not metrics:
             raise InputError("a feature bank needs at least one metric.")
         self.backbone = backbone.to(device)
@@ -134,7 +135,8 @@ class FeatureBank:
         return {"model": self.backbone.name, "weights": self.backbone.weights_info.to_dict(),
                 "preprocessing": self.backbone.preprocessing.to_dict(), "layers": self.layers,
                 "metrics": {m.name: {"mode": m.mode, "layers": list(m.channels),
-                                     "n_channels": {k: (None if v is None else len(v)) for k, v in m.channels.items()}}
+                                     "n_channels": {k: (None if v is None else len(getattr(v, "indices", v)))
+                                                    for k, v in m.channels.items()}}
                             for m in self.metrics}}
 
     def _reference(self, blank: torch.Tensor) -> ReferenceStats:
@@ -200,7 +202,8 @@ def _all_channels(backbone: Backbone, layers: Sequence[str]) -> dict[str, np.nda
     return {backbone.canonical_layer(lay): None for lay in layers}
 
 
-def selection_metrics(selection: Selection, model: str, seeds: int, fraction: float | None = None) -> list[FeatureMetric]:
+def selection_metrics(selection: Selection, model: str, seeds: int,
+                      fraction: float | None = None) -> list[FeatureMetric]:
     """All channels of the selection's layers, PE top-k, bottom-k and `seeds` random-k selections."""
     frac = float(fraction if fraction is not None else (selection.fraction or 0.25))
     pct = f"{100 * frac:g}"
@@ -212,6 +215,14 @@ def selection_metrics(selection: Selection, model: str, seeds: int, fraction: fl
         sel = selection.select("random", frac, seed)
         out.append(FeatureMetric(f"{model}/pe-random{pct}-s{seed}", dict(sel.channels), group="pe-random", seed=seed))
     return out
+
+
+def soft_selection_metrics(selection: Selection, model: str) -> list[FeatureMetric]:
+    """The soft weightings of the selection's channels (soft-pe, soft-rank, soft-mu1, soft-mu2; docs/science.md)."""
+    from psychofeat.selection import SOFT_METHODS
+
+    return [FeatureMetric(f"{model}/pe-{m}", dict(selection.select(m).channel_sets()), group="pe-soft")
+            for m in SOFT_METHODS if m != "soft-random"]
 
 
 def build_banks(
@@ -226,7 +237,8 @@ def build_banks(
 
     toks = [t.strip() for t in tokens if t.strip()]
     if "all" in toks:
-        toks = [t for t in toks if t != "all"] + ["vgg16", "vgg16:mse", "vgg16:layers", "vgg16:random", "zoo", "psnr", "ssim"]
+        toks = [t for t in toks if t != "all"] + ["vgg16", "vgg16:mse", "vgg16:layers", "vgg16:random", "zoo", "psnr",
+                                                  "ssim"]
         if selection is not None:
             toks.append("pe")
     sel = Selection.load(selection) if isinstance(selection, (str, Path)) else selection
@@ -249,15 +261,18 @@ def build_banks(
         if tok in ("psnr", "ssim"):
             classic.append(tok)
             continue
-        if tok == "pe":
+        if tok in ("pe", "pe-soft"):
             if sel is None:
-                raise InputError("metric 'pe' needs --selection (the selection.json written by `psychofeat analyze`).")
+                raise InputError(f"metric {tok!r} needs --selection "
+                                 "(the selection.json written by `psychofeat analyze`).")
             bb = backbone(sel.model, None)
             sel.check_compatible(bb.name, bb.layer_channels(sel.layers), bb.weights_info.params_sha256)
-            add(sel.model, None, selection_metrics(sel, sel.model, seeds, fraction))
+            add(sel.model, None, selection_metrics(sel, sel.model, seeds, fraction) if tok == "pe"
+                else soft_selection_metrics(sel, sel.model))
             continue
         if tok == "zoo":
-            base = {t.split(":")[0] for t in toks if t not in ("zoo", "pe", "psnr", "ssim")} | ({sel.model} if sel else set())
+            base = ({t.split(":")[0] for t in toks if t not in ("zoo", "pe", "pe-soft", "psnr", "ssim")}
+                    | ({sel.model} if sel else set()))
             for m in models:
                 if m in base:
                     continue
@@ -273,17 +288,20 @@ def build_banks(
             raise unknown_name("model", model, models)
         if variant == "random":
             bb = backbone(model, "random")
-            add(model, "random", [FeatureMetric(f"{model}@random/all", _all_channels(bb, bb.metric_layers), group="random-weights")])
+            add(model, "random", [FeatureMetric(f"{model}@random/all", _all_channels(bb, bb.metric_layers),
+                                                group="random-weights")])
             continue
         bb = backbone(model, None)
         if variant == "":
             add(model, None, [FeatureMetric(f"{model}/all", _all_channels(bb, bb.metric_layers), group="all")])
         elif variant == "mse":
-            add(model, None, [FeatureMetric(f"{model}/all-mse", _all_channels(bb, bb.metric_layers), "mse", group="mse")])
+            add(model, None, [FeatureMetric(f"{model}/all-mse", _all_channels(bb, bb.metric_layers), "mse",
+                                            group="mse")])
         elif variant == "layers":
             add(model, None, [FeatureMetric(f"{model}/{lay}", {lay: None}, group="layer") for lay in bb.metric_layers])
         else:
-            raise InputError(f"unknown metric variant {tok!r}; use {model}, {model}:mse, {model}:layers or {model}:random.")
+            raise InputError(f"unknown metric variant {tok!r}; "
+                             f"use {model}, {model}:mse, {model}:layers or {model}:random.")
     banks: list[DistanceBank] = []
     for (model, weights), metrics in wanted.items():
         uniq = list({m.name: m for m in metrics}.values())
@@ -309,7 +327,8 @@ class CachedDistances:
 
     def __call__(self, index: np.ndarray, log10_c: np.ndarray) -> np.ndarray:
         # rounded keys: the first bisection midpoint (h − W + h + W)/2 equals h up to rounding; it must hit the cache
-        keys = [(int(i), round(float(c), 10)) for i, c in zip(np.atleast_1d(index), np.atleast_1d(log10_c), strict=True)]
+        keys = [(int(i), round(float(c), 10))
+                for i, c in zip(np.atleast_1d(index), np.atleast_1d(log10_c), strict=True)]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if missing:
             idx = np.array([k[0] for k in missing], dtype=np.int64)
@@ -353,7 +372,8 @@ def detect_bank(bank: DistanceBank, stimuli: ThresholdStimuli, config: Detection
     rows = stimuli.rows
     n, m = len(rows), len(bank.names)
     log_h = rows["log10_threshold"].to_numpy(dtype=np.float64)
-    bar = tqdm(total=config.n_steps + 2, desc=f"detect {bank.label}", unit="step", disable=None if progress else True, leave=False)
+    bar = tqdm(total=config.n_steps + 2, desc=f"detect {bank.label}", unit="step", disable=None if progress else True,
+               leave=False)
     d_h = ev(np.arange(n), log_h)  # N×M
     bar.update(1)
     with np.errstate(divide="ignore"):
@@ -433,7 +453,8 @@ def score_rows(per_row: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(recs)
 
 
-def _score_record(bank: str, metric: str, group: str, ds: str, h: pd.DataFrame, err: np.ndarray, dev: np.ndarray) -> dict[str, Any]:
+def _score_record(bank: str, metric: str, group: str, ds: str, h: pd.DataFrame, err: np.ndarray,
+                  dev: np.ndarray) -> dict[str, Any]:
     ex = h["exponent"].to_numpy(dtype=float)
     return {
         "bank": bank, "metric": metric, "group": group, "dataset": ds, "n": len(h),
@@ -488,7 +509,8 @@ def random_summary(scores: pd.DataFrame) -> pd.DataFrame:
                 rec[f"{grp}_{col}"] = float(t[col].iloc[0])
                 rec[f"{grp}_{col}_frac_random_better"] = float((r[col] < t[col].iloc[0]).mean())
         recs.append(rec)
-    cols = ["bank", "dataset", "n_seeds", "score_mean", "score_sd", "rmse_mean", "rmse_sd", "spearman_mean", "spearman_sd"]
+    cols = ["bank", "dataset", "n_seeds", "score_mean", "score_sd", "rmse_mean", "rmse_sd", "spearman_mean",
+            "spearman_sd"]
     return pd.DataFrame.from_records(recs) if recs else pd.DataFrame(columns=cols)
 
 
@@ -595,7 +617,8 @@ def summary_table(scores: pd.DataFrame, random: pd.DataFrame, datasets: Sequence
         rec = {"metric": f"{bank}/pe-random (mean ± sd, {int(g['n_seeds'].iloc[0])} seeds)", "group": "pe-random"}
         for ds in datasets:
             for col in ("score", "rmse", "spearman"):
-                rec[f"{ds}:{col}"] = (f"{g.loc[ds, col + '_mean']:.3f} ± {g.loc[ds, col + '_sd']:.3f}" if ds in g.index else "")
+                rec[f"{ds}:{col}"] = (f"{g.loc[ds, col + '_mean']:.3f} ± {g.loc[ds, col + '_sd']:.3f}"
+                                      if ds in g.index else "")
         rows.append(rec)
     return pd.DataFrame.from_records(rows)
 
@@ -614,5 +637,6 @@ __all__ = [
     "run_detect",
     "score_rows",
     "selection_metrics",
+    "soft_selection_metrics",
     "summary_table",
 ]

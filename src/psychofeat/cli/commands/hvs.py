@@ -90,7 +90,8 @@ def _register_network_csf(hvs_sub: Any) -> None:
                    "for vgg16 the 13 ReLU layers)")
     _add_display_args(p)
     p.add_argument("--n-freq", type=int, default=24, help="frequencies, log-spaced 0.5 cpd to 0.45·ppd (default 24)")
-    p.add_argument("--n-phase", type=int, default=4, help="equally spaced phases combined by RMS (default 4; at least 3)")
+    p.add_argument("--n-phase", type=int, default=4,
+                   help="equally spaced phases combined by RMS (default 4; at least 3)")
     p.add_argument("--freq-stimulus", choices=["radial", "linear"], default="radial",
                    help="radial gratings (default, as the analysis) or linear gratings over all orientations")
     p.add_argument("--criterion", type=float, default=0.01,
@@ -119,7 +120,8 @@ def _network_csf(args: argparse.Namespace) -> int:
     weights = [args.weights] + ([] if args.control in (None, "", "none") else [args.control])
     table = run_network_csf(args.out, args.model, weights, csv_list(args.layers), config, args.overwrite,
                             args.device)
-    cols = ["weights", "layer", "n_detected", "peak_cpd", "bandwidth_oct", "bandwidth_open", "pearson_r", "rmse_shifted"]
+    cols = ["weights", "layer", "n_detected", "peak_cpd", "bandwidth_oct", "bandwidth_open", "pearson_r",
+            "rmse_shifted"]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {args.out}/network_csf.csv, network_csf_curves.csv, manifest.json, report.html")
     return 0
@@ -137,7 +139,8 @@ def _register_detect(hvs_sub: Any) -> None:
     )
     p.add_argument("--metrics", default="all",
                    help="comma-separated: MODEL (all channels, normalized), MODEL:mse, MODEL:layers, MODEL:random, pe "
-                   "(top/bottom/random-k from --selection), zoo (other loadable models), psnr, ssim; 'all' (default) = "
+                   "(top/bottom/random-k from --selection), pe-soft (its soft weightings soft-pe/-rank/-mu1/-mu2), "
+                   "zoo (other loadable models), psnr, ssim; 'all' (default) = "
                    "vgg16, vgg16:mse, vgg16:layers, vgg16:random, zoo, psnr, ssim, and pe when --selection is given")
     p.add_argument("--selection", default=None, help="selection.json written by `psychofeat analyze` (for 'pe')")
     p.add_argument("--seeds", type=int, default=20, help="random-k selections (seeds 0..N-1, default 20)")
@@ -146,7 +149,8 @@ def _register_detect(hvs_sub: Any) -> None:
     _add_display_args(p)
     p.add_argument("--min-luminance", type=float, default=10.0,
                    help="skip rows whose background is darker than this (cd/m², default 10: photopic)")
-    p.add_argument("--width", type=float, default=2.5, help="search bracket: human threshold ÷/× 10^WIDTH (default 2.5)")
+    p.add_argument("--width", type=float, default=2.5,
+                   help="search bracket: human threshold ÷/× 10^WIDTH (default 2.5)")
     p.add_argument("--steps", type=int, default=6, help="bisection steps (default 6, then log-log interpolation)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")

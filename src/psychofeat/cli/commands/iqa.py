@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 from typing import TYPE_CHECKING
 
 from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, csv_list
