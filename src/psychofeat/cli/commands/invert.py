@@ -1,0 +1,99 @@
+"""`psychofeat invert`: reconstruct images from the features of PE top-k, bottom-k, random-k and all channels."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, csv_list
+
+if TYPE_CHECKING:
+    from psychofeat.experiments.invert_experiment import InvertConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "invert",
+        help="feature inversion: what top/bottom/random/all channels keep of an image (the loss claim on a CPU)",
+        description="Reconstruct each image from the features of a channel selection by optimising its pixels "
+        "from one shared seeded start, with the same budget for every selection; score the reconstructions "
+        "against the originals (PSNR, SSIM, held-out networks' distances) and compare top-k with all, random-k "
+        "and bottom-k per image. Writes results.csv, summary.csv, paired.csv, curves.csv, recon/*.png, "
+        "manifest.json and report.html (docs/invert.md).",
+    )
+    p.add_argument("--selection", default="out/analyze/selection.json",
+                   help="selection.json of `psychofeat analyze` for the same --model/--weights "
+                   "(default out/analyze/selection.json)")
+    add_model_args(p)
+    p.add_argument("--layers", default=None,
+                   help="comma-separated layers, each inverted alone (default relu1_2,relu2_2,relu3_3,relu4_3)")
+    p.add_argument("--no-combined", action="store_true", help="skip the run over all --layers together")
+    p.add_argument("--fraction", type=float, default=None, help="k as a fraction of each layer's channels (0.25)")
+    p.add_argument("--seeds", type=int, default=None, help="random-k seeds 0..N-1 (default 2)")
+    p.add_argument("--mode", choices=["mse", "normalized"], default=None,
+                   help="distance optimised: mse (feature matching, default) or normalized")
+    p.add_argument("--steps", type=int, default=None, help="Adam steps per inversion (default 100)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine-decayed to 0 (default 0.1)")
+    p.add_argument("--param", choices=["clamp", "sigmoid"], default=None,
+                   help="how pixels stay in [0, 1]: projection after each step (clamp, default) or x = sigmoid(z)")
+    p.add_argument("--tv", type=float, default=None, help="weight of a total-variation prior (default 0: none)")
+    p.add_argument("--noise", type=float, default=None, help="s.d. of the start's noise around grey (default 0.02)")
+    p.add_argument("--init-seed", type=int, default=None, help="seed of the start's noise (default 0)")
+    p.add_argument("--images", default=None, help="folder of images (default: Kodak24 from the shared data)")
+    p.add_argument("--n-images", type=int, default=None, help="images used (default 8)")
+    p.add_argument("--size", type=int, default=None, help="side of the centre square, resized, in px (default 96)")
+    p.add_argument("--perceptual", default=None,
+                   help="networks whose all-channel distance scores the results "
+                   "(default squeezenet1_1,efficientnet_lite0,vgg16)")
+    p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples of the paired CIs (default 2000)")
+    p.add_argument("--report-images", type=int, default=None, help="images shown per layer in report.html (4)")
+    p.add_argument("--quick", action="store_true", help="2 images, relu2_2, 10 steps, 64 px: a smoke run")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the finished inversions of an interrupted run in --out (same settings)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's; use 1 on a shared CPU)")
+    add_device_args(p)
+    p.set_defaults(dtype=None)  # the experiment's own default: bfloat16 (docs/invert.md)
+    add_out_args(p, "out/invert")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> InvertConfig:
+    """--quick's presets, then every option given explicitly (an option left out keeps the preset or default)."""
+    from psychofeat.experiments.invert_experiment import QUICK, InvertConfig
+
+    base: dict[str, Any] = dict(QUICK) if args.quick else {}
+    layers = csv_list(args.layers)
+    perceptual = csv_list(args.perceptual)
+    given = {
+        "selection": args.selection, "model": args.model, "weights": args.weights,
+        "preprocessing": args.preprocessing, "layers": tuple(layers) if layers else None,
+        "fraction": args.fraction, "seeds": args.seeds, "mode": args.mode, "steps": args.steps, "lr": args.lr,
+        "param": args.param, "tv": args.tv, "noise": args.noise, "init_seed": args.init_seed,
+        "images": args.images, "n_images": args.n_images, "size": args.size,
+        "perceptual": tuple(perceptual) if perceptual is not None else None, "n_boot": args.n_boot,
+        "report_images": args.report_images, "device": args.device, "dtype": args.dtype,
+    }
+    base.update({k: v for k, v in given.items() if v is not None})
+    if args.no_combined:
+        base["combined"] = False
+    return InvertConfig(**base)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from psychofeat.experiments.invert_experiment import run_invert
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args)
+    result = run_invert(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+                        log=lambda s: print(s, file=sys.stderr))
+    p = result.paired
+    cols = ["layers", "score", "method", "reference", "mean_diff", "ci_low", "ci_high", "wins"]
+    show = p[p["score"].isin(["psnr", "ssim"]) | p["score"].str.startswith(("squeezenet", "efficientnet"))]
+    print(show[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\n{len(result.info['runs'])} inversions in {result.info['timing_s']['total']:.0f} s; wrote {result.out}/")
+    return 0
