@@ -7,6 +7,7 @@ dropped (composited on nothing). Both are documented conversions, never silent f
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,35 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int = 1, names: tuple
             f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}. "
             "Resize or crop one of them first."
         )
+
+
+def check_pair_sizes(
+    pairs: Sequence[tuple[Path, Path]],
+    sizes: Mapping[Path, tuple[int, int]],
+    min_size: int,
+    resize: int | None,
+    *,
+    subject: str = "pairs",
+    relation: str = "",
+    second: str = "",
+    fix: str = "crop or resize one of each",
+) -> None:
+    """Refuse every size mismatch of (first, second) file pairs at once, then every pair below `min_size`.
+
+    `sizes` maps a file to its (width, height) as read from its header. Too-small images pass when `resize` (the
+    short side they will be resized to) is given. One message lists up to 50 offending files, so a whole folder or
+    dataset is fixed in one go rather than one error at a time.
+    """
+    mismatched, small = [], []
+    for a, b in pairs:
+        (aw, ah), (bw, bh) = sizes[a], sizes[b]
+        if (aw, ah) != (bw, bh):
+            mismatched.append(f"  {a} is {aw}x{ah} px but {second}{b} is {bw}x{bh} px")
+        elif resize is None and min(aw, ah) < min_size:
+            small.append(f"  {a} is {aw}x{ah} px")
+    if mismatched:
+        raise InputError(f"{len(mismatched)} {subject} differ in size{relation} (a full-reference metric compares "
+                         f"them pixel by pixel; {fix}):\n" + "\n".join(mismatched[:50]))
+    if small:
+        raise InputError(f"{len(small)} {subject} are smaller than {min_size} px on a side; pass --resize "
+                         f"{min_size} or larger:\n" + "\n".join(small[:50]))

@@ -352,6 +352,31 @@ class Selection:
         return cls.from_dict(data)
 
 
+def load_ranked(path: str | os.PathLike[str], layers: Sequence[str], model: str | None = None,
+                role: str = "the network") -> Selection:
+    """A `psychofeat analyze` selection.json that ranks by PE every one of `layers` (of `model`, when given).
+
+    What an experiment deriving top/bottom/random-k from a file needs, checked before any work starts.
+    """
+    from psychofeat.errors import DataMissingError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataMissingError(f"--selection {path} does not exist. Make one with `psychofeat analyze --out DIR` "
+                               "(same --model/--weights; it writes DIR/selection.json).")
+    sel = Selection.load(path)
+    if model is not None and sel.model != model:
+        raise InputError(f"--selection {path} ranks channels of {sel.model!r}, but {role} is {model!r}; run "
+                         f"`psychofeat analyze --model {model}`.")
+    if sel.pe is None:
+        raise InputError(f"--selection {path} holds no PE scores, so top/bottom/random-k cannot be derived; use the "
+                         "selection.json that `psychofeat analyze` writes.")
+    missing = [lay for lay in layers if lay not in sel.pe]
+    if missing:
+        raise InputError(f"--selection {path} has no scores for layer(s) {missing}; it covers {list(sel.pe)}.")
+    return sel
+
+
 def parse_channel(name: str) -> tuple[str, int]:
     """'relu3_3:17' -> ('relu3_3', 17)."""
     layer, sep, ch = name.rpartition(":")

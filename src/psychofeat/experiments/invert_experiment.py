@@ -173,20 +173,9 @@ def method_of(label: str) -> tuple[str, int | None]:
 
 
 def load_selection(cfg: InvertConfig) -> Selection:
-    from psychofeat.selection import Selection
+    from psychofeat.selection import load_ranked
 
-    path = Path(cfg.selection)
-    if not path.is_file():
-        raise DataMissingError(f"--selection {path} does not exist. Make one with `psychofeat analyze --out DIR` "
-                               "(same --model/--weights; it writes DIR/selection.json).")
-    sel = Selection.load(path)
-    if sel.pe is None:
-        raise InputError(f"--selection {path} holds no PE scores; use the selection.json that `psychofeat analyze` "
-                         "writes.")
-    missing = [lay for lay in cfg.layers if lay not in sel.pe]
-    if missing:
-        raise InputError(f"--selection {path} has no scores for layer(s) {missing}; it covers {list(sel.pe)}.")
-    return sel
+    return load_ranked(cfg.selection, cfg.layers)
 
 
 # --------------------------------------------------------------------------------------------------------- scoring

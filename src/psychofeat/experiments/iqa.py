@@ -47,7 +47,7 @@ from psychofeat.distance_bank import SelectionBank, direct_distances, single_thr
 from psychofeat.errors import InputError
 from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, claim_json, curve_selections
 from psychofeat.features import FeatureExtractor
-from psychofeat.images import check_pair, load_image
+from psychofeat.images import check_pair, check_pair_sizes, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
@@ -154,23 +154,9 @@ def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any
     """
     ds.check_files()
     headers = {p: _image_header(p) for s in ds for p in (s.distorted, s.reference)}
-    mismatched, small = [], []
-    for s in ds:
-        (dw, dh), (rw, rh) = headers[s.distorted][0], headers[s.reference][0]
-        if (dw, dh) != (rw, rh):
-            mismatched.append(f"  {s.distorted} is {dw}x{dh} px but its reference {s.reference} is {rw}x{rh} px")
-        elif short_side is None and min(dw, dh) < MIN_SIZE:
-            small.append(f"  {s.distorted} is {dw}x{dh} px")
-    if mismatched:
-        raise InputError(
-            f"{len(mismatched)} distorted images differ in size from their reference (a full-reference metric "
-            "compares them pixel by pixel; fix the dataset):\n" + "\n".join(mismatched[:50])
-        )
-    if small:
-        raise InputError(
-            f"{len(small)} images are smaller than {MIN_SIZE} px on a side; pass --resize {MIN_SIZE} or larger:\n"
-            + "\n".join(small[:50])
-        )
+    check_pair_sizes([(s.distorted, s.reference) for s in ds], {p: size for p, (size, _) in headers.items()},
+                     MIN_SIZE, short_side, subject="distorted images", relation=" from their reference",
+                     second="its reference ", fix="fix the dataset")
     grey = sorted(str(p) for p, (_, mode) in headers.items() if mode not in ("RGB",))
     return {"converted_to_rgb": grey, "resize_short_side": short_side}
 

@@ -89,24 +89,10 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
 
 def preflight(plan: PairPlan, min_size: int, short_side: int | None) -> dict[Path, str]:
     """Open every file; refuse all size mismatches / too-small images at once; return {path: mode} of non-RGB ones."""
+    from psychofeat.images import check_pair_sizes
+
     headers = {p: _header(p) for pair in plan.pairs for p in pair}
-    mismatched, small = [], []
-    for pa, pb in plan.pairs:
-        (aw, ah), (bw, bh) = headers[pa][0], headers[pb][0]
-        if (aw, ah) != (bw, bh):
-            mismatched.append(f"  {pa} is {aw}x{ah} px but {pb} is {bw}x{bh} px")
-        elif short_side is None and min(aw, ah) < min_size:
-            small.append(f"  {pa} is {aw}x{ah} px")
-    if mismatched:
-        raise InputError(
-            f"{len(mismatched)} pairs differ in size (a full-reference metric compares the images pixel by pixel; "
-            "crop or resize one of each):\n" + "\n".join(mismatched[:50])
-        )
-    if small:
-        raise InputError(
-            f"{len(small)} pairs are smaller than {min_size} px on a side, the smallest the chosen metrics accept; "
-            f"pass --resize {min_size} or larger:\n" + "\n".join(small[:50])
-        )
+    check_pair_sizes(plan.pairs, {p: size for p, (size, _) in headers.items()}, min_size, short_side)
     return {p: mode for p, (_, mode) in headers.items() if mode != "RGB"}
 
 

@@ -191,22 +191,10 @@ def check_selection(cfg: ExperimentConfig) -> dict[str, Any]:
     The selection must rank the channels of the loss network (`backbone`) in every feature layer. Its weights are
     checked against the loaded network when the loss is built.
     """
-    from psychofeat.selection import Selection
+    from psychofeat.selection import load_ranked
 
     path = Path(cfg.selection)
-    if not path.is_file():
-        raise InputError(f"--selection {path} does not exist. Make one with `psychofeat analyze --out DIR` "
-                         "(it writes DIR/selection.json).")
-    sel = Selection.load(path)
-    if sel.model != cfg.backbone:
-        raise InputError(f"--selection {path} ranks channels of {sel.model!r}, but the loss network is "
-                         f"{cfg.backbone!r}; run `psychofeat analyze --model {cfg.backbone}`.")
-    if sel.pe is None:
-        raise InputError(f"--selection {path} holds no PE scores, so top/bottom/random-k cannot be derived; use the "
-                         "selection.json that `psychofeat analyze` writes.")
-    missing = [lay for lay in cfg.layers if lay not in sel.pe]
-    if missing:
-        raise InputError(f"--selection {path} has no scores for layer(s) {missing}; it covers {list(sel.pe)}.")
+    sel = load_ranked(path, cfg.layers, model=cfg.backbone, role="the loss network")
     manifest = path.parent / "manifest.json"
     return {"path": str(path.resolve()), "sha256": sha256_file(path), "model": sel.model, "weights": sel.weights,
             "analysis_command": read_json(manifest).get("command") if manifest.is_file() else None}
