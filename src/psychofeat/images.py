@@ -113,6 +113,15 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int = 1, names: tuple
         )
 
 
+def image_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int], str]:
+    """(width, height) and PIL mode of an image file, from its header only (no pixel decoding)."""
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
+
+
 def check_pair_sizes(
     pairs: Sequence[tuple[Path, Path]],
     sizes: Mapping[Path, tuple[int, int]],

@@ -47,7 +47,7 @@ from psychofeat.distance_bank import SelectionBank, direct_distances, single_thr
 from psychofeat.errors import InputError
 from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, claim_json, curve_selections
 from psychofeat.features import FeatureExtractor
-from psychofeat.images import check_pair, check_pair_sizes, load_image
+from psychofeat.images import check_pair, check_pair_sizes, image_header, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
@@ -135,15 +135,6 @@ def headline_selections(base: Selection, layers: Sequence[str], fraction: float,
 
 
 # ----------------------------------------------------------------------------------------------- image pairs
-def _image_header(path: Path) -> tuple[tuple[int, int], str]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size, im.mode
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
-
 
 def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any]:
     """Check every file and pair before any computation; returns the conversions that will be applied.
@@ -153,7 +144,7 @@ def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any
     are converted to RGB by `psychofeat.images` (documented conversion): they are listed, not refused.
     """
     ds.check_files()
-    headers = {p: _image_header(p) for s in ds for p in (s.distorted, s.reference)}
+    headers = {p: image_header(p) for s in ds for p in (s.distorted, s.reference)}
     check_pair_sizes([(s.distorted, s.reference) for s in ds], {p: size for p, (size, _) in headers.items()},
                      MIN_SIZE, short_side, subject="distorted images", relation=" from their reference",
                      second="its reference ", fix="fix the dataset")

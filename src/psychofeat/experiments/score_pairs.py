@@ -77,21 +77,11 @@ def match_pairs(a: str | Path, b: str | Path) -> PairPlan:
     return plan
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size, im.mode
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}. Is it a valid PNG/JPEG/BMP file?") from exc
-
-
 def preflight(plan: PairPlan, min_size: int, short_side: int | None) -> dict[Path, str]:
     """Open every file; refuse all size mismatches / too-small images at once; return {path: mode} of non-RGB ones."""
-    from psychofeat.images import check_pair_sizes
+    from psychofeat.images import check_pair_sizes, image_header
 
-    headers = {p: _header(p) for pair in plan.pairs for p in pair}
+    headers = {p: image_header(p) for pair in plan.pairs for p in pair}
     check_pair_sizes(plan.pairs, {p: size for p, (size, _) in headers.items()}, min_size, short_side)
     return {p: mode for p, (_, mode) in headers.items() if mode != "RGB"}
 
