@@ -28,9 +28,11 @@ from typing import Any
 import torch
 
 from benchmarks.common import loadavg, sync, time_interleaved
+from psychofeat.sr.experiment import ExperimentConfig
 
-#: the loss layers of `psychofeat sr experiment` and the cheaper choice reported beside them
-EXPERIMENT_LAYERS = ("relu2_2", "relu3_3", "relu4_3")
+#: the loss of `psychofeat sr experiment` (its layers and λ), and the cheaper layer choice reported beside it
+EXPERIMENT = ExperimentConfig()
+EXPERIMENT_LAYERS = tuple(EXPERIMENT.layers)
 SHALLOW_LAYERS = ("relu2_2", "relu3_3")
 
 
@@ -79,7 +81,7 @@ def run(
     top_cfg: Any = None
     for name, (loss, lays) in variants.items():
         cfg = TrainConfig(loss=loss, batch=batch, patch=patch, selection=str(selection_path), device=str(dev),
-                          backbone_weights=weights, layers=list(lays), lam=0.1, **(model_overrides or {}))
+                          backbone_weights=weights, layers=list(lays), lam=EXPERIMENT.lam, **(model_overrides or {}))
         cfg.validate()
         torch.manual_seed(cfg.seed)
         model = build_srresnet(SRResNetConfig(**{k: v for k, v in (model_overrides or {}).items()

@@ -12,7 +12,6 @@ sha256, checked at every load, so a damaged install fails loudly instead of sele
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from psychofeat.errors import InputError, WeightsError, unknown_name
+from psychofeat.io import read_json, sha256_bytes, sha256_file
 
 #: the keyword that means "the bundled selection of this network" wherever a selection is accepted
 KEYWORD = "pe"
@@ -61,7 +61,7 @@ def _index() -> dict[str, BundleEntry]:
     path = data_dir() / INDEX_NAME
     if not path.is_file():
         return {}
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = read_json(path)
     if raw.get("format") != INDEX_FORMAT:
         raise InputError(f"{path} is not a bundled-selection index (format {raw.get('format')!r}).")
     return {m: BundleEntry(model=m, **e) for m, e in raw["selections"].items()}
@@ -83,8 +83,7 @@ def entry(model: str) -> BundleEntry:
     return index[model]
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+file_sha256 = sha256_file  # the name the bundle checks (and their tests) use
 
 
 def load_bundled(model: str) -> Any:
@@ -98,7 +97,7 @@ def load_bundled(model: str) -> Any:
             f"bundled selection {path} is missing or does not match its checksum in {INDEX_NAME}; the installation "
             "is damaged: reinstall psychofeat (or regenerate with scripts/bundle_selections.py)."
         )
-    return Selection.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return Selection.load(path)
 
 
 def check_weights(model: str, params_sha256: str | None, source: str | None) -> None:
@@ -135,7 +134,7 @@ def bundle_text(selection: Any) -> str:
 def index_entry(selection: Any, file: str, text: str) -> dict[str, Any]:
     return {
         "file": file,
-        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "sha256": sha256_bytes(text.encode("utf-8")),
         "bytes": len(text.encode("utf-8")),
         "weights": {k: selection.weights.get(k) for k in KEPT_WEIGHTS},
         "layers": selection.layers,
@@ -152,7 +151,7 @@ def write_bundles(selections: dict[str, Any], out: Path) -> dict[str, dict[str, 
     index_path = out / INDEX_NAME
     entries: dict[str, dict[str, Any]] = {}
     if index_path.is_file():
-        entries = json.loads(index_path.read_text(encoding="utf-8")).get("selections", {})
+        entries = read_json(index_path).get("selections", {})
     for model, sel in selections.items():
         text = bundle_text(sel)
         write_text(out / f"{model}.json", text)

@@ -193,8 +193,6 @@ class SelectedChannelDistance(nn.Module):
 
     def _mse(self, layer: str, fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
         """Σ_c (φx − φy)² / Σ weights (the mean over channels of a hard selection), on √weight-scaled features."""
-        if self._scale_names[layer] is None:
-            return pair_distance_map(fx, fy, "mse", self.eps)
         return channel_sq_sum(fx - fy) / self._counts[layer]
 
     def reference(self, y: torch.Tensor) -> ReferenceFeatures:

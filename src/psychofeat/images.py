@@ -7,7 +7,7 @@ dropped (composited on nothing). Both are documented conversions, never silent f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,6 @@ def image_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int], str]:
 
 def check_pair_sizes(
     pairs: Sequence[tuple[Path, Path]],
-    sizes: Mapping[Path, tuple[int, int]],
     min_size: int,
     resize: int | None,
     *,
@@ -132,16 +131,17 @@ def check_pair_sizes(
     relation: str = "",
     second: str = "",
     fix: str = "crop or resize one of each",
-) -> None:
-    """Refuse every size mismatch of (first, second) file pairs at once, then every pair below `min_size`.
+) -> dict[Path, str]:
+    """Read every file's header; refuse all size mismatches of the (first, second) pairs at once, then every pair
+    below `min_size`; return {path: PIL mode} of the files that are not RGB (they will be converted).
 
-    `sizes` maps a file to its (width, height) as read from its header. Too-small images pass when `resize` (the
-    short side they will be resized to) is given. One message lists up to 50 offending files, so a whole folder or
-    dataset is fixed in one go rather than one error at a time.
+    Too-small images pass when `resize` (the short side they will be resized to) is given. One message lists up to
+    50 offending files, so a whole folder or dataset is fixed in one go rather than one error at a time.
     """
+    headers = {p: image_header(p) for pair in pairs for p in pair}
     mismatched, small = [], []
     for a, b in pairs:
-        (aw, ah), (bw, bh) = sizes[a], sizes[b]
+        (aw, ah), (bw, bh) = headers[a][0], headers[b][0]
         if (aw, ah) != (bw, bh):
             mismatched.append(f"  {a} is {aw}x{ah} px but {second}{b} is {bw}x{bh} px")
         elif resize is None and min(aw, ah) < min_size:
@@ -152,3 +152,4 @@ def check_pair_sizes(
     if small:
         raise InputError(f"{len(small)} {subject} are smaller than {min_size} px on a side; pass --resize "
                          f"{min_size} or larger:\n" + "\n".join(small[:50]))
+    return {p: mode for p, (_, mode) in headers.items() if mode != "RGB"}

@@ -19,7 +19,7 @@ from torch import nn
 from psychofeat.backbones.base import Backbone
 from psychofeat.distance import DEFAULT_EPS
 from psychofeat.errors import InputError
-from psychofeat.metric import as_network_input, build_core
+from psychofeat.metric import build_core
 from psychofeat.selection import Selection
 
 PIXEL_LOSSES = ("l1", "mse")
@@ -75,8 +75,8 @@ class PerceptualLoss(nn.Module):
         self.channels_last = channels_last
 
     def feature_term(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pred = as_network_input(pred, self.core.backbone)  # fp16/fp64 batches: cast, gradients flow through
-        target = as_network_input(target, self.core.backbone)
+        pred = self.core.backbone.as_input(pred)  # fp16/fp64 batches: cast, gradients flow through
+        target = self.core.backbone.as_input(target)
         if self.channels_last:
             pred = pred.contiguous(memory_format=torch.channels_last)
             target = target.contiguous(memory_format=torch.channels_last)

@@ -95,18 +95,6 @@ def build_core(
     return core
 
 
-def as_network_input(x: torch.Tensor, backbone: Backbone, device: torch.device | None = None) -> torch.Tensor:
-    """`x` on the backbone's device and in its parameter dtype.
-
-    float16/bfloat16/float64 images are cast (their [0, 1] values survive the cast to fp32 unchanged or to within
-    fp32 rounding); without it the first convolution fails with a dtype mismatch. Reduced-precision *compute* is
-    the `dtype` argument (autocast), not the dtype of the inputs. The cast is differentiable.
-    """
-    p = next(backbone.parameters(), None)
-    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
-    return x.to(device=device if device is not None else x.device, dtype=dtype)
-
-
 def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return d.mean()
@@ -171,7 +159,7 @@ class PerceptualDistance(nn.Module):
         return p.device if p is not None else torch.device("cpu")
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_network_input(x, self.core.backbone, self._device())
+        x = self.core.backbone.as_input(x)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def reference(self, y: torch.Tensor) -> ReferenceFeatures:

@@ -21,12 +21,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from psychofeat.errors import InputError, WeightsError
 from psychofeat.io import read_json, write_json
+
+if TYPE_CHECKING:
+    from psychofeat.backbones.base import Backbone
 
 FORMAT = "psychofeat.selection/1"
 HARD_METHODS = ("top", "bottom", "random", "all")
@@ -155,13 +158,14 @@ class Selection:
 
     def _soft(self, method: str, seed: int) -> Selection:
         """Weights from the scores of every channel, largest 1 per layer; unresponsive channels get 0."""
+        if method == "soft-random":
+            return self._soft("soft-pe", seed).shuffled(seed, method)
         source = {"soft-mu1": self.mu1, "soft-mu2": self.mu2}.get(method, self.pe)
         if source is None:
             what = method.removeprefix("soft-") if method in ("soft-mu1", "soft-mu2") else "PE"
             raise InputError(f"{method} needs the {what} of every channel, which this selection does not carry; "
                              "use a selection.json written by `psychofeat analyze` (re-run it if it predates "
                              "soft selections).")
-        rng = np.random.default_rng(seed)
         weights: dict[str, np.ndarray] = {}
         for layer, score in source.items():
             live = ~self._dead(layer)
@@ -171,15 +175,25 @@ class Selection:
 
                 w = np.zeros_like(w)
                 w[live] = rankdata(np.asarray(score, dtype=np.float64)[live])
-            elif method == "soft-random":
-                w[live] = rng.permutation(w[live])
             if not np.isfinite(w).all() or w.max(initial=0.0) <= 0:
                 raise InputError(f"{method}: every channel of layer {layer!r} has weight 0 (no responsive channel "
                                  "with a positive score); restrict the metric to other layers.")
-            weights[layer] = w / w.max()
-        return replace(self, channels={k: np.flatnonzero(w > 0).astype(np.int64) for k, w in weights.items()},
-                       method=method, fraction=None, seed=seed if method == "soft-random" else None,
-                       channel_weights=weights)
+            weights[layer] = w
+        return self.with_weights(weights, method)
+
+    def shuffled(self, seed: int, method: str | None = None) -> Selection:
+        """This soft selection's weights shuffled among each layer's responsive channels (seeded): the chance
+        control of a weighting, with the same weight distribution assigned without regard to the scores."""
+        if self.channel_weights is None:
+            raise InputError("only a soft selection's weights can be shuffled; make one with select('soft-…').")
+        rng = np.random.default_rng(seed)
+        weights = {}
+        for layer, w in self.channel_weights.items():
+            w = w.copy()
+            live = self.responsive(layer)
+            w[live] = rng.permutation(w[live])
+            weights[layer] = w
+        return replace(self.with_weights(weights, method or f"shuffled-{self.method}"), seed=seed)
 
     def with_weights(self, weights: Mapping[str, np.ndarray], method: str = "custom-soft") -> Selection:
         """A soft selection from explicit non-negative weights of every channel of each layer (scaled to max 1)."""
@@ -278,6 +292,11 @@ class Selection:
                 f"this selection was computed with other weights ({self.weights.get('source')}, params "
                 f"{str(want)[:12]}…) than the network's ({params_sha256[:12]}…). Pass the same --weights."
             )
+
+    def check_backbone(self, backbone: Backbone) -> None:
+        """`check_compatible` against a loaded network: its name, its layers' channel counts, its weights."""
+        self.check_compatible(backbone.name, backbone.layer_channels(list(self.n_channels)),
+                              backbone.weights_info.params_sha256)
 
     # -- (de)serialisation ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

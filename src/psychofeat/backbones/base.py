@@ -210,12 +210,27 @@ class Backbone(nn.Module):
             out[key] = self._channels[key]
         return out
 
-    def _dry_input(self, size: int = 64) -> torch.Tensor:
-        """A uniform grey image on the network's device and dtype (for shape discovery)."""
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        """Where and in which float type the network computes (its parameters'; CPU and float32 without any)."""
         param = next(self.net.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        return device, dtype
+
+    def _dry_input(self, size: int = 64) -> torch.Tensor:
+        """A uniform grey image on the network's device and dtype (for shape discovery)."""
+        device, dtype = self._device_dtype()
         return torch.full((1, 3, size, size), 0.5, device=device, dtype=dtype)
+
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` on the network's device and in its parameter dtype.
+
+        float16/bfloat16/float64 images are cast (their [0, 1] values survive the cast to fp32 unchanged or to within
+        fp32 rounding); without it the first convolution fails with a dtype mismatch. Reduced-precision *compute* is
+        autocast (the metric's `dtype`), not the dtype of the inputs. The cast is differentiable.
+        """
+        device, dtype = self._device_dtype()
+        return x.to(device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the whole trunk on [0, 1] RGB input (mostly for classification checks)."""

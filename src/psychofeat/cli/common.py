@@ -34,6 +34,25 @@ def add_out_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty output directory")
 
 
+def add_threads_arg(p: argparse.ArgumentParser, default: int | None = None, note: str = "") -> None:
+    """`--threads`: torch's intra-op CPU threads (1 is the safe choice when the cores are shared; docs/iqa.md)."""
+    shown = "torch's, = the cores" if default is None else str(default)
+    p.add_argument("--threads", type=int, default=default, help=f"CPU threads (default: {shown}){note}")
+
+
+def set_threads(n: int | None) -> None:
+    """Apply `--threads` to this process (None: leave torch's setting)."""
+    if n is None:
+        return
+    if n < 1:
+        from psychofeat.errors import InputError
+
+        raise InputError(f"--threads must be at least 1, got {n}.")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def csv_list(text: str | None) -> list[str] | None:
     """'a,b, c' -> ['a', 'b', 'c']; None stays None."""
     if text is None:

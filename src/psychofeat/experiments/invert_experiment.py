@@ -279,8 +279,7 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
         backbone = load_backbone(cfg.model, cfg.weights, preprocessing=cfg.preprocessing, device=cfg.device)
     backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convolutions
     # another network or other weights than the selection's: refused before any output is written
-    sel.check_compatible(backbone.name, backbone.layer_channels(list(sel.n_channels)),
-                         backbone.weights_info.params_sha256)
+    sel.check_backbone(backbone)
     out = prepare_out_dir(out, overwrite or resume)
     write_json(out / "settings.json", _settings(cfg))
     init = initial_images(len(names), (cfg.size, cfg.size), cfg.init_seed, cfg.noise)

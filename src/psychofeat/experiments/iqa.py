@@ -47,7 +47,7 @@ from psychofeat.distance_bank import SelectionBank, direct_distances, single_thr
 from psychofeat.errors import InputError
 from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, claim_json, curve_selections
 from psychofeat.features import FeatureExtractor
-from psychofeat.images import check_pair, check_pair_sizes, image_header, load_image
+from psychofeat.images import check_pair, check_pair_sizes, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
@@ -144,11 +144,10 @@ def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any
     are converted to RGB by `psychofeat.images` (documented conversion): they are listed, not refused.
     """
     ds.check_files()
-    headers = {p: image_header(p) for s in ds for p in (s.distorted, s.reference)}
-    check_pair_sizes([(s.distorted, s.reference) for s in ds], {p: size for p, (size, _) in headers.items()},
-                     MIN_SIZE, short_side, subject="distorted images", relation=" from their reference",
-                     second="its reference ", fix="fix the dataset")
-    grey = sorted(str(p) for p, (_, mode) in headers.items() if mode not in ("RGB",))
+    not_rgb = check_pair_sizes([(s.distorted, s.reference) for s in ds], MIN_SIZE, short_side,
+                               subject="distorted images", relation=" from their reference",
+                               second="its reference ", fix="fix the dataset")
+    grey = sorted(str(p) for p in not_rgb)
     return {"converted_to_rgb": grey, "resize_short_side": short_side}
 
 
@@ -390,8 +389,7 @@ def obtain_selection(
                "generated_by_this_run": True, "analysis_seconds": time.perf_counter() - t0}
     if sel.pe is None:
         raise InputError("the selection file carries no PE ranking; give the selection.json of `psychofeat analyze`.")
-    sel.check_compatible(backbone.name, backbone.layer_channels(list(sel.n_channels)),
-                         backbone.weights_info.params_sha256)
+    sel.check_backbone(backbone)
     src.update({"model": sel.model, "weights": sel.weights, "layers": list(sel.n_channels),
                 "analysis": sel.provenance.get("analysis")})
     return sel, src

@@ -79,11 +79,9 @@ def match_pairs(a: str | Path, b: str | Path) -> PairPlan:
 
 def preflight(plan: PairPlan, min_size: int, short_side: int | None) -> dict[Path, str]:
     """Open every file; refuse all size mismatches / too-small images at once; return {path: mode} of non-RGB ones."""
-    from psychofeat.images import check_pair_sizes, image_header
+    from psychofeat.images import check_pair_sizes
 
-    headers = {p: image_header(p) for pair in plan.pairs for p in pair}
-    check_pair_sizes(plan.pairs, {p: size for p, (size, _) in headers.items()}, min_size, short_side)
-    return {p: mode for p, (_, mode) in headers.items() if mode != "RGB"}
+    return check_pair_sizes(plan.pairs, min_size, short_side)
 
 
 def score_pairs(

@@ -96,17 +96,7 @@ def load_analysis(path: str | os.PathLike[str]) -> Selection:
 
 def shuffled(soft: Selection, seed: int) -> Selection:
     """`soft`'s weights shuffled among each layer's responsive channels: the chance control of a weighting."""
-    rng = np.random.default_rng(seed)
-    assert soft.channel_weights is not None
-    weights = {}
-    for layer, w in soft.channel_weights.items():
-        live = soft.responsive(layer)
-        w = w.copy()
-        w[live] = rng.permutation(w[live])
-        weights[layer] = w
-    out = soft.with_weights(weights, method=f"shuffled-{soft.method}")
-    out.seed = seed
-    return out
+    return soft.shuffled(seed)
 
 
 @dataclass(frozen=True)
@@ -316,7 +306,7 @@ def run_variants(config: VariantsConfig, log: Callable[[str], None] = lambda s: 
     net = B.load_backbone("vgg16" if not bases else next(iter(bases.values())).model, config.weights)
     for csf, sel in bases.items():
         try:
-            sel.check_compatible(net.name, net.layer_channels(sel.layers), net.weights_info.params_sha256)
+            sel.check_backbone(net)
         except InputError as exc:
             raise InputError(f"analysis {csf!r}: {exc}") from exc
     layer_sets = {tuple(s.layers) for s in bases.values()}
@@ -324,8 +314,6 @@ def run_variants(config: VariantsConfig, log: Callable[[str], None] = lambda s: 
         raise InputError("the analyses cover different layers; run them with the same --layers.")
     pe_rank = pe_rank_agreement(bases, config.fraction)
     sels, columns = build_selections(bases, config, config.n_seeds, config.n_shuffles)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     table = diffs = per_pair = None
     iqa_info: dict[str, Any] = {}
     if config.iqa:

@@ -72,8 +72,7 @@ def gates(diffs: pd.DataFrame, det: pd.DataFrame | None) -> pd.DataFrame:
             s = summary[summary["variant"] == v].set_index("dataset")
             for ds in (MODELFEST, POOLED):
                 row[f"rmse_{ds}"] = float(s.loc[ds, "rmse"]) if ds in s.index else np.nan
-            row["C"] = bool(all(s.loc[ds, "not_worse"] for ds in (MODELFEST, POOLED) if ds in s.index)
-                            and all(ds in s.index for ds in (MODELFEST, POOLED)))
+            row["C"] = all(ds in s.index and bool(s.loc[ds, "not_worse"]) for ds in (MODELFEST, POOLED))
         else:
             row["C"] = False  # no detection result: the gate cannot be passed
         row["qualifies"] = row["A"] and row["B"] and row["C"]

@@ -266,7 +266,7 @@ def build_banks(
                 raise InputError(f"metric {tok!r} needs --selection "
                                  "(the selection.json written by `psychofeat analyze`).")
             bb = backbone(sel.model, None)
-            sel.check_compatible(bb.name, bb.layer_channels(sel.layers), bb.weights_info.params_sha256)
+            sel.check_backbone(bb)
             add(sel.model, None, selection_metrics(sel, sel.model, seeds, fraction) if tok == "pe"
                 else soft_selection_metrics(sel, sel.model))
             continue

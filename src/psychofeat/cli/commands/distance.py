@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from psychofeat.cli.common import csv_list
+from psychofeat.cli.common import add_threads_arg, csv_list, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute dtype of the deep metrics (default float32)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
@@ -60,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it.")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {args.threads}.")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from psychofeat.experiments.score_pairs import score_pairs
 
     result = score_pairs(args.a, args.b, csv_list(args.metric) or [], args.resize, args.device, args.dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, csv_list
+from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, add_threads_arg, csv_list, set_threads
 
 if TYPE_CHECKING:
     from psychofeat.experiments.invert_experiment import InvertConfig
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quick", action="store_true", help="2 images, relu2_2, 10 steps, 64 px: a smoke run")
     p.add_argument("--resume", action="store_true",
                    help="reuse the finished inversions of an interrupted run in --out (same settings)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's; use 1 on a shared CPU)")
+    add_threads_arg(p, note="; use 1 on a shared CPU")
     add_device_args(p)
     p.set_defaults(dtype=None)  # the experiment's own default: bfloat16 (docs/invert.md)
     add_out_args(p, "out/invert")
@@ -82,12 +82,9 @@ def config_from_args(args: argparse.Namespace) -> InvertConfig:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
-
     from psychofeat.experiments.invert_experiment import run_invert
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     cfg = config_from_args(args)
     result = run_invert(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                         log=lambda s: print(s, file=sys.stderr))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from psychofeat.cli.common import add_out_args, csv_list, show_help
+from psychofeat.cli.common import add_out_args, add_threads_arg, csv_list, set_threads, show_help
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     r.add_argument("--boot-seed", type=int, default=0)
     r.add_argument("--n-tests", type=int, default=15, help="Bonferroni divisor: variants tested (default 15)")
-    r.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the machine is shared)")
+    add_threads_arg(r, default=1, note="; 1 because the machine is shared")
     add_out_args(r, "out/variants/imagenet")
     r.set_defaults(func=run)
 
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot, boot_seed=args.boot_seed,
         n_tests=args.n_tests, threads=args.threads,
     )
+    set_threads(config.threads)  # the whole run: forward passes and the detection search
     out = prepare_out_dir(args.out, args.overwrite)
     result = run_variants(config, log=lambda s: print(s, file=sys.stderr))
     write_variants(result, out)
@@ -88,7 +89,7 @@ def decide(args: argparse.Namespace) -> int:
 
     from psychofeat.experiments.variants_decide import decide as apply_rule
     from psychofeat.experiments.variants_decide import summary_markdown
-    from psychofeat.io import write_json, write_table
+    from psychofeat.io import write_json, write_table, write_text
 
     imagenet = [Path(p) for p in csv_list(args.imagenet) or []]
     random = [Path(p) for p in csv_list(args.random) or []] or None
@@ -99,7 +100,7 @@ def decide(args: argparse.Namespace) -> int:
     if res["random"] is not None:
         write_table(out / "gates_random.csv", res["random"])
     write_json(out / "decision.json", res["decision"])
-    (out / "summary.md").write_text(summary_markdown(imagenet, random, res), encoding="utf-8")
+    write_text(out / "summary.md", summary_markdown(imagenet, random, res))
     cols = ["variant", "d_all", "d_all_lo_bonf", "A", "control", "d_control", "B", "C", "qualifies"]
     print(res["imagenet"][[c for c in cols if c in res["imagenet"]]].to_string(
         index=False, float_format=lambda v: f"{v:.4f}"))
