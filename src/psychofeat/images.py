@@ -20,6 +20,19 @@ from psychofeat.errors import DataMissingError, InputError
 RANGE_TOLERANCE = 1e-3
 
 
+#: file suffixes read as images when a folder is listed (case-insensitive)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(
+    folder: str | os.PathLike[str], suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> tuple[list[Path], list[Path]]:
+    """(image files, other entries) of a folder, each sorted by name; hidden entries (".name") are left out."""
+    entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in suffixes]
+    return images, [p for p in entries if p not in images]
+
+
 def load_image_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as an H×W×3 uint8 RGB array (greyscale replicated to 3 channels)."""
     path = Path(path)

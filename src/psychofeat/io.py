@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from psychofeat.errors import OutputExistsError
+from psychofeat.errors import InputError, OutputExistsError
 
 
 @contextlib.contextmanager
@@ -123,6 +123,15 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def check_same_settings(saved: Mapping[str, Any], now: Mapping[str, Any], context: str) -> None:
+    """Refuse to resume with settings other than the saved ones (a resumed run must replay the same work),
+    naming every difference. `context` completes "--resume with other …", e.g. "settings than the run in DIR"."""
+    diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
+    if diffs:
+        raise InputError(f"--resume with other {context}: " + "; ".join(diffs)
+                         + ". Use the original settings, or a new --out.")
 
 
 def prepare_out_dir(out: str | os.PathLike[str], overwrite: bool) -> Path:

@@ -28,6 +28,7 @@ import torch
 
 from psychofeat.errors import DataMissingError, InputError, PsychofeatError
 from psychofeat.experiments.invert import STATUS_ZERO_GRAD, Inversion, InversionBudget, initial_images, invert
+from psychofeat.images import IMAGE_SUFFIXES, list_images
 
 if TYPE_CHECKING:
     from psychofeat.backbones.base import Backbone
@@ -39,7 +40,6 @@ DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
 KODAK_PATTERN = "kodak24_*.png"
 COMPARISONS = (("top", "all"), ("top", "random"), ("top", "bottom"))
 INIT = "init"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: settings that change the reconstructions; a resumed run must keep them
 RUN_FIELDS = ("model", "weights", "selection_sha256", "layers", "combined", "fraction", "seeds", "mode", "steps",
               "lr", "param", "tv", "noise", "init_seed", "size", "n_images", "images", "dtype")
@@ -107,6 +107,19 @@ QUICK: dict[str, Any] = {"layers": ("relu2_2",), "n_images": 2, "steps": 10, "se
                          "n_boot": 200, "report_images": 2}
 
 
+def make_config(quick: bool = False, **overrides: Any) -> InvertConfig:
+    """The default settings, or `--quick`'s, with explicit overrides (None keeps the preset; unknown names raise)."""
+    from psychofeat.errors import unknown_name
+
+    known = [f.name for f in dataclasses.fields(InvertConfig)]
+    unknown = set(overrides) - set(known)
+    if unknown:
+        raise unknown_name("invert setting", min(unknown), known)
+    base: dict[str, Any] = dict(QUICK) if quick else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return InvertConfig(**base)
+
+
 def layer_label(layers: Sequence[str]) -> str:
     return "+".join(layers)
 
@@ -133,9 +146,9 @@ def image_files(folder: str | os.PathLike[str] | None, n: int) -> list[Path]:
         root = Path(folder)
         if not root.is_dir():
             raise InputError(f"--images {root} is not a folder; give a folder of PNG/JPEG images.")
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files, _ = list_images(root)
         if not files:
-            raise InputError(f"--images {root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+            raise InputError(f"--images {root} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
         return files[:n]
     pool = data_path("sr_train", "images")
     files = sorted(pool.glob(KODAK_PATTERN))
@@ -259,19 +272,16 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
 
     from psychofeat.backbones import load_backbone
     from psychofeat.distance import SelectedChannelDistance
-    from psychofeat.io import prepare_out_dir, read_json, sha256_file, write_json
+    from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json
 
     say = log or (lambda s: None)
     cfg.validate()
     sel = load_selection(cfg)
     cfg = dataclasses.replace(cfg, selection_sha256=sha256_file(cfg.selection))
     out = Path(out)
+    settings = _settings(cfg)
     if resume and (out / "settings.json").is_file():
-        saved = read_json(out / "settings.json")
-        diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in _settings(cfg).items() if saved.get(k) != v]
-        if diffs:
-            raise InputError(f"--resume with other settings than the run in {out}: " + "; ".join(diffs)
-                             + ". Use the original settings, or a new --out.")
+        check_same_settings(read_json(out / "settings.json"), settings, f"settings than the run in {out}")
     t_start = time.perf_counter()
     files = image_files(cfg.images, cfg.n_images)
     names, targets = load_image_set(files, cfg.size)
@@ -281,7 +291,7 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
     # another network or other weights than the selection's: refused before any output is written
     sel.check_backbone(backbone)
     out = prepare_out_dir(out, overwrite or resume)
-    write_json(out / "settings.json", _settings(cfg))
+    write_json(out / "settings.json", settings)
     init = initial_images(len(names), (cfg.size, cfg.size), cfg.init_seed, cfg.noise)
     init_sha = fingerprint(init)
     _save_pngs(out / "images" / "original", names, targets)
@@ -302,7 +312,7 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
     bar = tqdm(total=len(plan) * cfg.steps, desc="invert", unit="step", disable=None if progress else True)
     for layers, label, s in plan:
         folder = _run_dir(out, layers, label)
-        key = {**_settings(cfg), "layer_set": list(layers), "label": label, "init_sha256": init_sha}
+        key = {**settings, "layer_set": list(layers), "label": label, "init_sha256": init_sha}
         cached = _cached(folder, key, names) if resume else None
         t0 = time.perf_counter()
         if cached is not None:
@@ -417,6 +427,7 @@ __all__ = [
     "InvertConfig",
     "InvertResult",
     "image_files",
+    "make_config",
     "load_image_set",
     "paired_table",
     "per_image_methods",

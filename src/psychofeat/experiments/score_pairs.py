@@ -20,8 +20,10 @@ from typing import Any
 import pandas as pd
 
 from psychofeat.errors import DataMissingError, InputError
+from psychofeat.images import IMAGE_SUFFIXES, list_images
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif"})
+#: what `distance` reads from a folder: the common image suffixes plus the netpbm family and GIF
+PAIR_SUFFIXES = (*IMAGE_SUFFIXES, ".ppm", ".pgm", ".pnm", ".gif")
 DEFAULT_METRICS = ("vgg16-pe-top25",)
 
 
@@ -43,15 +45,9 @@ class PairScores:
 
 
 def _images(folder: Path, skipped: list[str]) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            out[p.name] = p
-        else:
-            skipped.append(str(p))
-    return out
+    images, others = list_images(folder, PAIR_SUFFIXES)
+    skipped.extend(str(p) for p in others if p.is_file())
+    return {p.name: p for p in images}
 
 
 def match_pairs(a: str | Path, b: str | Path) -> PairPlan:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from psychofeat.errors import InputError, OutputExistsError, unknown_name
-from psychofeat.io import prepare_out_dir, read_json, sha256_file, write_json, write_table
+from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json, write_table
 from psychofeat.sr.evaluate import DEFAULT_PERCEPTUAL, DEFAULT_SETS, score_columns
 
 if TYPE_CHECKING:
@@ -204,12 +204,8 @@ def _check_resume(out: Path, cfg: ExperimentConfig) -> None:
     saved_path = out / "experiment.json"
     if not saved_path.is_file():
         return
-    saved = read_json(saved_path).get("config", {})
-    diffs = [f"{k}: {saved.get(k)!r} then, {getattr(cfg, k)!r} now" for k in TRAINING_FIELDS
-             if saved.get(k) != getattr(cfg, k)]
-    if diffs:
-        raise InputError(f"--resume with other training settings than the experiment in {out}: " + "; ".join(diffs)
-                         + ". Use the original settings, or a new --out.")
+    check_same_settings(read_json(saved_path).get("config", {}), {k: getattr(cfg, k) for k in TRAINING_FIELDS},
+                        f"training settings than the experiment in {out}")
 
 
 @dataclass

@@ -16,9 +16,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from psychofeat.errors import InputError, OutputExistsError, WeightsError
+from psychofeat.images import IMAGE_SUFFIXES, list_images
 from psychofeat.sr.model import SRResNet
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -45,9 +44,8 @@ def plan_upscale(src: str | os.PathLike[str], dst: str | os.PathLike[str], overw
     if src.is_dir():
         if dst.exists() and not dst.is_dir():
             raise InputError(f"IN {src} is a folder, so OUT must be a folder too, but {dst} is a file.")
-        files = sorted(p for p in src.iterdir() if not p.name.startswith("."))
-        images = [p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        skipped = [f"{p.name} (not an image file)" for p in files if p not in images]
+        images, others = list_images(src)
+        skipped = [f"{p.name} (not an image file)" for p in others]
         if not images:
             raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {src}"
                              + (f"; it holds {', '.join(s.split(' ')[0] for s in skipped[:5])}" if skipped else "")

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import TYPE_CHECKING
 
-from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, add_threads_arg, csv_list, set_threads
+from psychofeat.cli.common import (
+    add_device_args,
+    add_model_args,
+    add_out_args,
+    add_threads_arg,
+    csv_list,
+    set_threads,
+)
 
 if TYPE_CHECKING:
     from psychofeat.experiments.invert_experiment import InvertConfig
@@ -59,24 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def config_from_args(args: argparse.Namespace) -> InvertConfig:
     """--quick's presets, then every option given explicitly (an option left out keeps the preset or default)."""
-    from psychofeat.experiments.invert_experiment import QUICK, InvertConfig
+    from psychofeat.experiments.invert_experiment import InvertConfig, make_config
 
-    base: dict[str, Any] = dict(QUICK) if args.quick else {}
-    layers = csv_list(args.layers)
-    perceptual = csv_list(args.perceptual)
-    given = {
-        "selection": args.selection, "model": args.model, "weights": args.weights,
-        "preprocessing": args.preprocessing, "layers": tuple(layers) if layers else None,
-        "fraction": args.fraction, "seeds": args.seeds, "mode": args.mode, "steps": args.steps, "lr": args.lr,
-        "param": args.param, "tv": args.tv, "noise": args.noise, "init_seed": args.init_seed,
-        "images": args.images, "n_images": args.n_images, "size": args.size,
-        "perceptual": tuple(perceptual) if perceptual is not None else None, "n_boot": args.n_boot,
-        "report_images": args.report_images, "device": args.device, "dtype": args.dtype,
-    }
-    base.update({k: v for k, v in given.items() if v is not None})
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(InvertConfig) if hasattr(args, f.name)}
+    layers, perceptual = csv_list(args.layers), csv_list(args.perceptual)
+    given["layers"] = tuple(layers) if layers else None
+    given["perceptual"] = tuple(perceptual) if perceptual is not None else None  # "" means no held-out network
     if args.no_combined:
-        base["combined"] = False
-    return InvertConfig(**base)
+        given["combined"] = False
+    return make_config(quick=args.quick, **given)
 
 
 def run(args: argparse.Namespace) -> int:
