@@ -583,6 +583,17 @@ def srcc_resamples(preds: Mapping[str, np.ndarray], human: ArrayLike, idx: np.nd
             for k, v in preds.items()}
 
 
+def srcc_with_resamples(
+    preds: Mapping[str, np.ndarray], human: ArrayLike, score_type: str, n_boot: int, seed: int
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """SRCC of each metric (oriented to `score_type`) on the data and on `n_boot` common bootstrap resamples
+    (`bootstrap_indices(n, n_boot, seed)`; with n_boot = 0 the one "resample" is the data itself)."""
+    y = np.asarray(human, dtype=np.float64)
+    idx = bootstrap_indices(y.size, n_boot, seed) if n_boot > 0 else np.arange(y.size)[None]
+    oriented = {k: orient(v, score_type) for k, v in preds.items()}
+    return {k: srcc(v, y) for k, v in oriented.items()}, srcc_resamples(oriented, y, idx)
+
+
 def spearman_permutation_test(
     x: ArrayLike, y: ArrayLike, n_permutations: int = 10_000, seed: int = 0
 ) -> PermutationResult:

@@ -51,7 +51,7 @@ from psychofeat.images import check_pair, check_pair_sizes, load_image
 from psychofeat.metric import MIN_SIZE
 from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
-from psychofeat.stats import agreement, bootstrap_indices, orient, percentile_ci, srcc, srcc_resamples
+from psychofeat.stats import agreement, percentile_ci, srcc_with_resamples
 
 FORMAT = "psychofeat.iqa/1"
 #: k (fraction of each layer's channels) of the agreement-vs-k curve of `iqa-claim`
@@ -306,12 +306,8 @@ def paired_differences(
     "random" is the mean SRCC over the random-k seeds on each resample, so the comparison with random-k is
     against the average random selection, not one draw.
     """
-    n = human.size
-    idx = bootstrap_indices(n, n_boot, seed) if n_boot > 0 else np.arange(n)[None]
-    y = np.asarray(human, dtype=np.float64)
-    oriented = {k: orient(as_distance(k, v), score_type) for k, v in values.items()}
-    boot = srcc_resamples(oriented, y, idx)
-    point = {k: srcc(v, y) for k, v in oriented.items()}
+    point, boot = srcc_with_resamples({k: as_distance(k, v) for k, v in values.items()}, human, score_type,
+                                      n_boot, seed)
     boot["random"] = np.mean([boot.pop(s) for s in seeds], axis=0)
     point["random"] = float(np.mean([point[s] for s in seeds]))
     pairs = [("top", "bottom"), ("top", "random"), ("top", "all"), ("bottom", "random"), ("all", "random"),

@@ -180,19 +180,16 @@ def srcc_table(
     sels: Mapping[str, Selection], n_boot: int, seed: int,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], float]:
     """SRCC with 95 % CIs of every column on common resamples; returns the table, the resampled SRCCs, n."""
-    from psychofeat.stats import bootstrap_indices, orient, percentile_ci, srcc, srcc_resamples
+    from psychofeat.stats import percentile_ci, srcc_with_resamples
 
-    y = np.asarray(human, dtype=np.float64)
-    oriented = {c.name: orient(values[c.name], score_type) for c in columns}
-    idx = bootstrap_indices(y.size, n_boot, seed)
-    boot = srcc_resamples(oriented, y, idx)
+    point, boot = srcc_with_resamples({c.name: values[c.name] for c in columns}, human, score_type, n_boot, seed)
     rows = []
     for c in columns:
         lo, hi = percentile_ci(boot[c.name])
         rows.append({"name": c.name, "kind": c.kind, "csf": c.csf, "weighting": c.weighting, "seed": c.seed,
-                     "control_of": c.control_of, "srcc": srcc(oriented[c.name], y), "srcc_lo": lo, "srcc_hi": hi,
+                     "control_of": c.control_of, "srcc": point[c.name], "srcc_lo": lo, "srcc_hi": hi,
                      "n_selected": sels[c.name].n_selected(), "effective_channels": effective_channels(sels[c.name])})
-    return pd.DataFrame(rows), boot, float(y.size)
+    return pd.DataFrame(rows), boot, float(np.size(human))
 
 
 def paired_differences(
