@@ -2,6 +2,7 @@
 #   make report   analyse VGG-16 (original ImageNet weights, 13 ReLU layers) and write out/analyze/report.html
 #   make test     run the test suite
 #   make lint     ruff (lint + import order; configured in pyproject.toml)
+#   make test-kernels  the numerically sensitive tests under other CPUs' kernels (CI runs it)
 # Both create .venv and install what they need (CPU torch 2.13.0 first, so no multi-GB CUDA build is pulled in).
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 OUT ?= out/analyze
 STAMP := $(VENV)/.installed
 
-.PHONY: report test test-all lint install clean
+.PHONY: report test test-kernels test-all lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the numerically sensitive tests again under the kernels of other CPUs (ATEN_CPU_CAPABILITY=avx2, default)
+test-kernels: $(STAMP)
+	PYTHON=$(BIN)/python scripts/test_kernels.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
-"""`python -m benchmarks {metric,analyze,sr,memory,all} [--device cpu|cuda] [--out FILE.json]`.
+"""`python -m benchmarks {metric,analyze,sr,memory,precision,all} [--device cpu|cuda] [--out FILE.json]`.
 
 Speed and memory of psychofeat against baselines measured in the same process and run (memory: one fresh
-subprocess per variant), on the device given. Prints tables of ratios and writes JSON. See docs/benchmarks.md.
+subprocess per variant), on the device given. Prints the machine (CPU model, kernels, native bf16, threads) first,
+then tables of ratios, and writes JSON. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import loadavg, machine_info, print_table, wait_for_quiet
+from psychofeat.machine import cpu_line
 
-WHICH = ("metric", "analyze", "sr", "memory", "all")
+WHICH = ("metric", "analyze", "sr", "memory", "precision", "all")
 
 
 def _ints(s: str) -> list[int]:
@@ -34,7 +36,7 @@ def _sizes(s: str) -> list[tuple[int, int]]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", choices=WHICH, help="benchmark to run (all = the four in turn)")
+    p.add_argument("which", choices=WHICH, help="benchmark to run (all = the five in turn)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--out", default=None, help="write the results as JSON here (default: print JSON to stdout)")
     p.add_argument("--weights", default=None, help="VGG-16 weights source (default: original ImageNet)")
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("memory")
     g.add_argument("--mem-size", type=_sizes, default=[(1080, 800)], help="W×H of the pair (default 1080x800)")
     g.add_argument("--mem-dtype", default="fp32", choices=["fp32", "bf16"])
+    g = p.add_argument_group("precision")
+    g.add_argument("--prec-repeats", type=int, default=3, help="timed forwards per precision (default 3)")
+    g.add_argument("--prec-batch", type=int, default=16, help="images per forward (default 16)")
+    g.add_argument("--prec-size", type=int, default=224, help="image side in px (default 224)")
     g = p.add_argument_group("load")
     g.add_argument("--max-load", type=float, default=None,
                    help="wait until the 1-minute load average is below this before each benchmark (CPU machines "
@@ -102,11 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     if gpu:
         torch.backends.cudnn.benchmark = True  # every variant alike: best algorithm per shape
     # analyze first: without --selection, its selection.json (the real default analysis) feeds the other three
-    which = ["analyze", "metric", "sr", "memory"] if args.which == "all" else [args.which]
+    which = ["analyze", "metric", "sr", "memory", "precision"] if args.which == "all" else [args.which]
+    machine = machine_info(dev)
+    print(cpu_line(machine), file=sys.stderr)
     payload: dict[str, Any] = {
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_info(dev),
+        "machine": machine,
         "loadavg_start": loadavg(),
         "benchmarks": {},
     }
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpd)
         backbone = sel = sel_info = sel_path = None
         for name in which:
-            if name != "analyze" and backbone is None:
+            if name not in ("analyze", "precision") and backbone is None:
                 from psychofeat.backbones import load_backbone
 
                 backbone = load_backbone("vgg16", args.weights, device=dev)
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             acceptance += r.get("acceptance", [])
     payload["acceptance"] = acceptance
     payload["loadavg_end"] = loadavg()
-    print("\n== acceptance (issue 7; GPU targets need --device cuda)")
+    print("\n== acceptance (docs/benchmarks.md; GPU targets need --device cuda)")
     print_table(acceptance, ["target", "value", "threshold", "met"])
     if args.out:
         write_json(Path(args.out), payload)
@@ -209,6 +217,14 @@ def _run_one(name: str, args: argparse.Namespace, dev: Any, backbone: Any, sel: 
         print(f"\n== peak memory, one {w}×{h} pair ({dev}, {r['dtype']}; {r['measure']}; fresh process per variant)")
         print_table(r["rows"], ["variant", r["measure"], "forward_peak_mib", "peak_vs_lpips", "forward_peak_vs_lpips",
                                 "skipped", "error"])
+        return r
+    if name == "precision":
+        from benchmarks.precision_bench import run as run_precision
+
+        r = run_precision(str(dev), args.weights, batch=args.prec_batch, size=args.prec_size, repeats=args.prec_repeats)
+        print(f"\n== precision ({dev}; VGG-16 forward, batch {r['batch']} at {r['size']}², channels-last; native "
+              f"bf16: {'yes' if r['native_bf16'] else 'no'}; auto = {r['auto_dtype']})")
+        print_table(r["rows"], ["variant", "median_s", "min_s", "max_s", "vs_fp32"])
         return r
     raise ValueError(name)
 

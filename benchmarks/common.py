@@ -79,35 +79,23 @@ def wait_for_quiet(max_load: float, max_wait_s: float, poll_s: float = 15.0) -> 
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
+    """psychofeat's machine record (CPU model, kernels in use, native bf16, threads, torch) plus the benchmark's
+    device details."""
+    from psychofeat.machine import describe
+
     info: dict[str, Any] = {
+        **describe(device),
         "platform": platform.platform(),
-        "processor": platform.processor() or _cpu_model(),
-        "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
         "device": str(device),
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
         info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
         info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
         info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def dtype_supported(device: torch.device, dtype: torch.dtype) -> bool:

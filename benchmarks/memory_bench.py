@@ -63,7 +63,7 @@ def worker(variant: str, device: str, width: int, height: int, weights: str | No
 
     lp_ok, lp_reason = lpips_available()  # imported by every variant: same baseline
     dev = torch.device(device)
-    dt = resolve_dtype(dtype)
+    dt = resolve_dtype(dtype, dev)
     backbone = load_backbone("vgg16", weights, device=dev)
     if variant == "psychofeat-all":
         model = PerceptualDistance(backbone, reduction="none", device=dev, dtype=dt)

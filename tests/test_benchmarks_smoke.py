@@ -67,3 +67,20 @@ def test_metric_benchmark_writes_documented_json(tmp_path: Path, capsys: pytest.
     assert all(a["value"] is None and a["met"] is None for a in payload["acceptance"])
     if not has_lpips:
         assert "lpips not importable" in r["lpips"]
+
+
+def test_precision_benchmark_prints_the_cpu_first_and_writes_json(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.__main__ import main
+    from psychofeat.machine import native_bf16
+
+    out = tmp_path / "prec.json"
+    assert main(["precision", "--prec-batch", "1", "--prec-size", "32", "--prec-repeats", "1", "--out", str(out)]) == 0
+    printed = capfd.readouterr()
+    assert printed.err.startswith("CPU: ")
+    payload = json.loads(out.read_text())
+    assert {"cpu_model", "cpu_capability", "native_bf16", "threads", "torch"} <= set(payload["machine"])
+    r = payload["benchmarks"]["precision"]
+    assert {row["variant"] for row in r["rows"]} == {"fp32", "bf16"} and r["bf16_vs_fp32"] > 0
+    assert r["auto_dtype"] == ("bfloat16" if native_bf16() else "float32")
+    assert payload["acceptance"][0]["target"].startswith("dtype auto no slower than fp32")

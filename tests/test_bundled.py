@@ -117,6 +117,7 @@ def _protocol(sel) -> ProbeProtocol:  # noqa: ANN001
     return ProbeProtocol.from_dict(sel.provenance["analysis"]["config"]["protocol"])
 
 
+@pytest.mark.numerics
 def test_reprobing_one_layer_gives_the_bundled_pe_ranking(vgg16_imagenet) -> None:  # noqa: ANN001
     """relu1_1 probed afresh with the bundled protocol: same PE (up to summation order), hence the same ranking."""
     sel = bundled.load_bundled("vgg16")

@@ -13,6 +13,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from psychofeat.classic import PSNR, SSIM, psnr, rgb_to_y, shave_border, sr_psnr_ssim, ssim, ssim_map
 from psychofeat.errors import InputError
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 
 def _sk_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=data_range)

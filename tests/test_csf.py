@@ -15,6 +15,9 @@ from psychofeat.csf.barten import BartenCSF, pupil_diameter_mm
 from psychofeat.csf.castle import CastleCSF
 from psychofeat.errors import InputError, UnknownNameError
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 REFERENCE_CSV = Path(__file__).parent / "data" / "castlecsf_reference.csv"
 ALL = ["barten", "castle", "mannos_sakrison"]
 

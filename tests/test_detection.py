@@ -96,6 +96,7 @@ def random_vgg():
     return load_backbone("vgg16", "random")
 
 
+@pytest.mark.numerics
 def test_feature_bank_equals_perceptual_distance(random_vgg) -> None:
     from psychofeat.metric import PerceptualDistance
     from psychofeat.selection import Selection

@@ -13,6 +13,9 @@ from psychofeat.distance import channel_distances
 from psychofeat.errors import InputError
 from psychofeat.selection import Selection
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 DTYPES = [torch.float32, torch.float64]
 
 

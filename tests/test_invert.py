@@ -24,6 +24,9 @@ from psychofeat.experiments.invert_experiment import InvertConfig, paired_table,
 from psychofeat.images import save_image
 from psychofeat.selection import Selection
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 DEAD = (6, 7)
 
 

@@ -105,6 +105,7 @@ def claim_run(fixture_set, backbone):
 
 
 # ---------------------------------------------------------------------------- the run against the module itself
+@pytest.mark.numerics
 def test_per_image_values_equal_perceptual_distance(claim_run, fixture_set, backbone) -> None:
     _, sel_path = fixture_set
     res = claim_run

@@ -59,6 +59,7 @@ def test_gradient_descent_reduces_the_distance(losses) -> None:
     assert float(v.detach()) < 0.8 * first
 
 
+@pytest.mark.numerics
 def test_loss_equals_metric_plus_pixel_term() -> None:
     torch.manual_seed(1)
     pred, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)

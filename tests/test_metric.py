@@ -13,6 +13,9 @@ from psychofeat.errors import InputError
 from psychofeat.metric import ChannelDistances, PerceptualDistance, perceptual_distance
 from psychofeat.selection import Selection
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 EPS = 1e-10
 
 

@@ -9,6 +9,9 @@ from synthetic_nets import GaborSpec, gabor_bank_backbone
 from psychofeat.experiments.analyze import AnalysisConfig, analyze
 from psychofeat.stimuli import ProbeProtocol
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 PPD = 24.0
 GABORS = [GaborSpec(4.0, 0.0), GaborSpec(4.0, 45.0), GaborSpec(2.0, 90.0), GaborSpec(4.0, -67.5),
           GaborSpec(1.5, 22.5), GaborSpec(0.4 * PPD, 0.0)]

@@ -19,6 +19,9 @@ from psychofeat.loss import PerceptualLoss
 from psychofeat.metric import PerceptualDistance
 from psychofeat.selection import SOFT_METHODS, ChannelWeights, Selection
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 EPS = 1e-10
 N_CH = {"1": 6, "3": 5}
 

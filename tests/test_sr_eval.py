@@ -21,6 +21,9 @@ from psychofeat.sr.data import load_benchmark
 from psychofeat.sr.evaluate import detail_box, evaluate_models
 from psychofeat.sr.model import SRResNet
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 
 class _Oracle(nn.Module):
     """Returns the true HR of each LR it is shown: any misalignment in the pipeline would cost PSNR."""

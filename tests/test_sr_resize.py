@@ -12,6 +12,9 @@ from PIL import Image
 from psychofeat.errors import InputError
 from psychofeat.sr.resize import bicubic_upscale, contributions, cubic, imresize, matlab_downscale, modcrop
 
+#: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
+pytestmark = pytest.mark.numerics
+
 
 def _benchmark_files(root):  # noqa: ANN001, ANN202
     with open(root / "sr_benchmark" / "MANIFEST.csv", newline="", encoding="utf-8") as fh:

@@ -63,6 +63,7 @@ def _log_steps(path: Path) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(fh)]
 
 
+@pytest.mark.numerics
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path, data_root: Path) -> None:
     common = [*TINY, "--steps", "10", "--ckpt-every", "3", "--seed", "5"]
     killed = _cli([*common, "--out", str(tmp_path / "a"), "--test-kill-after", "7"], data_root)

@@ -164,8 +164,11 @@ def shave_border(x: torch.Tensor, shave: int) -> torch.Tensor:
 
 
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the 8-bit grid, staying float: what saving the image as PNG would do."""
-    return x.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+    """Clamp to [0, 1] and round to the 8-bit grid, staying float (x's dtype): exactly what saving the image as PNG
+    does, since both go through `psychofeat.images.quantize`."""
+    from psychofeat.images import dequantize, quantize
+
+    return dequantize(quantize(x), x.dtype if x.is_floating_point() else torch.float32).to(x.device)
 
 
 def sr_psnr_ssim(

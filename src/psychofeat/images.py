@@ -61,17 +61,34 @@ def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """H×W×3 uint8 -> 1×3×H×W float32 in [0, 1]."""
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    return dequantize(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0))
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """The one 8-bit quantisation: float images in [0, 1] -> uint8 of the same shape (clamped, rounded half to even).
+
+    Everything that is both written as an image and scored goes through this function once, and the score is taken
+    from its output, so a run and its `--resume` (which reads the saved PNGs back) score identical bytes. The
+    product x·255 is formed in float64, where it is exact for float32 x, so no CPU's kernels can round it otherwise.
+    """
+    return x.detach().to(torch.float64).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+
+
+def dequantize(q: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 levels -> floats in [0, 1] (level / 255, one correctly rounded division per value)."""
+    if q.dtype != torch.uint8:
+        raise InputError(f"dequantize expects uint8 levels, got {q.dtype}; quantize float images first.")
+    return q.to(dtype).div(255.0)
 
 
 def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """1×3×H×W or 3×H×W float in [0, 1] -> H×W×3 uint8 (rounded, clipped)."""
+    """1×3×H×W or 3×H×W float in [0, 1] (or uint8 levels) -> H×W×3 uint8, through `quantize`."""
     if x.ndim == 4:
         if x.shape[0] != 1:
             raise InputError(f"expected a single image, got a batch of {x.shape[0]}.")
         x = x[0]
-    arr = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return arr
+    q = x.detach() if x.dtype == torch.uint8 else quantize(x)
+    return q.permute(1, 2, 0).cpu().numpy()
 
 
 def save_image(x: torch.Tensor | np.ndarray, path: str | os.PathLike[str]) -> Path:

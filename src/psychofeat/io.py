@@ -163,6 +163,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
     import torch
 
     import psychofeat
+    from psychofeat.machine import describe
 
     info: dict[str, Any] = {
         "psychofeat_version": psychofeat.__version__,
@@ -171,6 +172,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
+        "machine": describe(),
         "command": " ".join(sys.argv),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -116,7 +116,8 @@ class PerceptualDistance(nn.Module):
         mode: "normalized" (unit-norm across selected channels) or "mse" (feature MSE).
         reduction: "none" (one value per pair), "mean" or "sum".
         which/fraction/seed: derive top/bottom/random/all from a selection file's PE ranking.
-        dtype: compute dtype ("float32" or "bfloat16"; distances are accumulated in fp32).
+        dtype: compute dtype ("float32", "bfloat16", or "auto": bf16 only where the device computes it natively;
+            distances are accumulated in fp32).
         channels_last: feed the backbone channels-last tensors (faster convolutions on CPU and GPU).
     """
 
@@ -143,7 +144,7 @@ class PerceptualDistance(nn.Module):
         self.core = build_core(model, weights, selection, layers, mode, layer_weights, eps, which, fraction, seed,
                                device, channels_last)
         self.reduction = reduction
-        self.dtype = resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype, device)
         self.channels_last = channels_last
 
     @property

@@ -1,22 +1,78 @@
-"""Compute precision: dtype names and the autocast context shared by the probe, the metric and the experiments."""
+"""Compute precision: dtype names and the autocast context shared by the probe, the metric and the experiments.
+
+`"auto"` picks the fastest precision the machine computes natively: bf16 on CUDA where the GPU supports it, bf16 on
+a CPU only where the CPU has native bf16 (AMX or AVX512-BF16, read from its flags by `psychofeat.machine`), fp32
+otherwise. Elsewhere bf16 is emulated and several times slower than fp32, so an explicit bf16 on such a CPU still
+runs but says so once (docs/developing.md, "Precision").
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 
 from psychofeat.errors import InputError
 
+#: the dtype names every `--dtype` accepts
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+#: measured on an AMD EPYC without native bf16 (AVX2 kernels, 2 threads, torch 2.13.0): VGG-16 forward, batch 16 at
+#: 224², channels-last — `python -m benchmarks precision` (docs/benchmarks.md, "Precision")
+EMULATED_BF16_NOTE = "VGG-16 forward measured 7.2× slower than float32 on an AMD EPYC with AVX2 only"
+
+_TABLE = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+_warned: set[str] = set()
+log = logging.getLogger("psychofeat")
+
+
+def auto_dtype(device: str | torch.device = "cpu") -> torch.dtype:
+    """The precision `"auto"` stands for on `device` (see the module docstring)."""
+    from psychofeat.machine import native_bf16
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if dev.type == "cpu":
+        return torch.bfloat16 if native_bf16() else torch.float32
+    return torch.float32
+
+
+def check_dtype(dtype: str | torch.dtype) -> None:
+    """Refuse an unknown dtype name (without resolving "auto" or warning: the device may not be known yet)."""
+    if not isinstance(dtype, torch.dtype) and dtype != "auto" and dtype not in _TABLE:
+        raise InputError(f"unknown dtype {dtype!r}; use {', '.join(DTYPE_NAMES)}.")
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
+    """A dtype name (or "auto", resolved for `device`) as a torch dtype; bf16 on a CPU that emulates it warns once."""
+    check_dtype(dtype)
     if isinstance(dtype, torch.dtype):
-        return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in table:
-        raise InputError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16.")
-    return table[dtype]
+        dt = dtype
+    elif dtype == "auto":
+        return auto_dtype(device)
+    else:
+        dt = _TABLE[dtype]
+    if dt == torch.bfloat16 and torch.device(device).type == "cpu":
+        _warn_emulated_bf16()
+    return dt
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> 'bfloat16' (the name manifests record)."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _warn_emulated_bf16() -> None:
+    from psychofeat.machine import cpu_model, native_bf16
+
+    if native_bf16() or "bf16" in _warned:
+        return
+    _warned.add("bf16")
+    log.warning("bfloat16 on this CPU (%s) is emulated, not native (no AMX / AVX512-BF16): %s; --dtype auto or "
+                "float32 is faster here.", cpu_model(), EMULATED_BF16_NOTE)
 
 
 def compute_context(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager[None]:

@@ -65,7 +65,7 @@ def probe(
     if batch_size < 1:
         raise InputError(f"batch_size must be ≥ 1, got {batch_size}.")
     device = torch.device(device)
-    dt = resolve_dtype(dtype)
+    dt = resolve_dtype(dtype, device)
     extractor = FeatureExtractor(backbone, layers)
     backbone.to(device)
     n = len(stimuli)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+#: `--dtype` values (psychofeat.precision.DTYPE_NAMES, kept here so `--help` does not import torch)
+DTYPE_CHOICES = ("float32", "bfloat16", "float16", "auto")
+
 
 def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> None:
     p.add_argument(
@@ -26,7 +29,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = "vgg16") -> 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="compute dtype")
+    p.add_argument("--dtype", default="float32", choices=list(DTYPE_CHOICES),
+                   help="compute dtype (default float32; auto = bfloat16 only where the device computes it natively)")
 
 
 def add_out_args(p: argparse.ArgumentParser, default: str) -> None:

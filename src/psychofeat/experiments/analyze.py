@@ -20,6 +20,7 @@ import torch
 
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
+from psychofeat.precision import dtype_name, resolve_dtype
 from psychofeat.probe import probe
 from psychofeat.scores import UNRESPONSIVE_FRACTION, frequency_scores, score_layer
 from psychofeat.selection import Selection
@@ -184,7 +185,8 @@ def analyze(
         "config": config.to_dict(),
         "csf_at_mid_frequencies": csf.tolist(),
         "device": str(device),
-        "dtype": str(dtype),
+        "dtype": dtype_name(resolve_dtype(dtype, device)),
+        "dtype_requested": str(dtype),
         "stimulus_passes": counts,
         "n_stimuli": len(stim1) + stim2_total,
         "timing_s": {"frequency_pass": t1 - t0, "orientation_pass": t2 - t1, "scoring": t3 - t2, "total": t3 - t0},

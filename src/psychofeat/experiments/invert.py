@@ -39,7 +39,7 @@ import torch
 
 from psychofeat.distance import SelectedChannelDistance
 from psychofeat.errors import InputError
-from psychofeat.precision import compute_context, resolve_dtype
+from psychofeat.precision import check_dtype, compute_context, resolve_dtype
 
 PARAMETRISATIONS = ("clamp", "sigmoid")
 STATUS_OK = "ok"
@@ -65,7 +65,7 @@ class InversionBudget:
             raise InputError(f"--param must be one of {', '.join(PARAMETRISATIONS)}, got {self.param!r}.")
         if self.tv < 0:
             raise InputError(f"--tv must be ≥ 0, got {self.tv}.")
-        resolve_dtype(self.dtype)
+        check_dtype(self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {"optimizer": "adam", "schedule": "cosine to 0", "steps": self.steps, "lr": self.lr,
@@ -141,7 +141,7 @@ def invert(
         raise InputError(f"target {tuple(target.shape)} and init {tuple(init.shape)} differ in shape.")
     p = next(core.backbone.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
-    dtype = resolve_dtype(budget.dtype)
+    dtype = resolve_dtype(budget.dtype, device)
     core.eval()
     cl = torch.channels_last
     target = target.to(device).contiguous(memory_format=cl)

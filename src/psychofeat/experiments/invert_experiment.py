@@ -4,7 +4,8 @@ Protocol (docs/invert.md): for each layer set (by default relu1_2, relu2_2, relu
 the four together) and each selection of it — PE top-k, bottom-k (responsive channels), random-k (several seeds)
 and all channels, k = `fraction` of each layer's channels, from a `psychofeat analyze` selection.json — every image
 is reconstructed by `psychofeat.experiments.invert.invert` from the same initial image with the same budget. The
-reconstructions (rounded to 8 bits, as the saved PNGs) are scored against the originals with measures the
+reconstructions are quantised to 8 bits once (`psychofeat.images.quantize`), saved, and those very bytes are scored
+against the originals (so `--resume`, which reads the PNGs back, scores the same bytes) with measures the
 optimisation never saw: PSNR and SSIM on RGB, and the all-channel distances of SqueezeNet 1.1 and
 EfficientNet-Lite0; VGG-16's all-channel distance is reported too, marked as the optimised network when it is.
 Paired per-image differences (top − all, top − mean of the random seeds, top − bottom) get bootstrap 95 % CIs and
@@ -67,7 +68,7 @@ class InvertConfig:
     size: int = 96
     n_images: int = 8
     images: str | None = None
-    dtype: str = "bfloat16"
+    dtype: str = "auto"
     device: str = "cpu"
     perceptual: tuple[str, ...] = DEFAULT_PERCEPTUAL
     n_boot: int = 2000
@@ -160,12 +161,11 @@ def image_files(folder: str | os.PathLike[str] | None, n: int) -> list[Path]:
 
 
 def load_image_set(files: Sequence[Path], size: int) -> tuple[list[str], torch.Tensor]:
-    """Names (file stems) and an N×3×size×size tensor in [0, 1] of the centre squares."""
+    """Names (file stems) and an N×3×size×size uint8 tensor of the centre squares (`dequantize` for [0, 1])."""
     from psychofeat.images import load_image_uint8
 
     arrays = [_square(load_image_uint8(f), size) for f in files]
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-    return [f.stem for f in files], x.contiguous()
+    return [f.stem for f in files], torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 # ------------------------------------------------------------------------------------------------------ selections
@@ -194,14 +194,20 @@ def load_selection(cfg: InvertConfig) -> Selection:
 # --------------------------------------------------------------------------------------------------------- scoring
 def score_images(recon: torch.Tensor, target: torch.Tensor, metrics: dict[str, Callable[..., torch.Tensor]],
                  device: str | torch.device) -> dict[str, np.ndarray]:
-    """PSNR and SSIM on 8-bit RGB, plus each perceptual column, per image (both images rounded to 8 bits)."""
-    from psychofeat.classic import psnr, quantize_uint8, ssim
+    """PSNR and SSIM on 8-bit RGB, plus each perceptual column, per image.
 
-    r, t = quantize_uint8(recon.double()), quantize_uint8(target.double())
+    `recon` and `target` are the uint8 levels that are (or were) saved as PNG: a table scores exactly what the run
+    wrote, so a resumed run, which reads the PNGs back, reproduces it bit for bit.
+    """
+    from psychofeat.classic import psnr, ssim
+    from psychofeat.images import dequantize
+
+    r, t = dequantize(recon, torch.float64), dequantize(target, torch.float64)
     out = {"psnr": psnr(r, t).numpy(), "ssim": ssim(r, t).numpy()}
+    r32, t32 = dequantize(recon).to(device), dequantize(target).to(device)
     with torch.no_grad():
         for name, fn in metrics.items():
-            out[name] = torch.as_tensor(fn(r.float().to(device), t.float().to(device))).double().cpu().numpy()
+            out[name] = torch.as_tensor(fn(r32, t32)).double().cpu().numpy()
     return out
 
 
@@ -242,17 +248,18 @@ def _run_dir(out: Path, layers: Sequence[str], label: str) -> Path:
     return out / "recon" / layer_label(layers) / label
 
 
-def _save_pngs(folder: Path, names: Sequence[str], images: torch.Tensor) -> None:
+def _save_pngs(folder: Path, names: Sequence[str], levels: torch.Tensor) -> None:
+    """Write N×3×H×W uint8 levels (the output of `quantize`) as PNGs."""
     from psychofeat.images import save_image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, img in zip(names, images):
+    for name, img in zip(names, levels):
         save_image(img.unsqueeze(0), folder / f"{name}.png")
 
 
 def _cached(folder: Path, cfg_key: dict[str, Any], names: Sequence[str]) -> tuple[torch.Tensor, dict[str, Any]] | None:
-    """A finished selection run of the same settings (for --resume): its 8-bit reconstructions and record."""
-    from psychofeat.images import load_image
+    """A finished selection run of the same settings (for --resume): its 8-bit reconstructions (uint8) and record."""
+    from psychofeat.images import load_image_uint8
     from psychofeat.io import read_json
 
     rec_path = folder / "run.json"
@@ -261,7 +268,8 @@ def _cached(folder: Path, cfg_key: dict[str, Any], names: Sequence[str]) -> tupl
     rec = read_json(rec_path)
     if rec.get("settings") != cfg_key or any(not (folder / f"{n}.png").is_file() for n in names):
         return None
-    return torch.cat([load_image(folder / f"{n}.png") for n in names]), rec
+    levels = np.stack([load_image_uint8(folder / f"{n}.png") for n in names])
+    return torch.from_numpy(levels).permute(0, 3, 1, 2).contiguous(), rec
 
 
 def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Backbone | None = None,
@@ -272,19 +280,25 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
 
     from psychofeat.backbones import load_backbone
     from psychofeat.distance import SelectedChannelDistance
+    from psychofeat.images import dequantize, quantize
     from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json
+    from psychofeat.precision import dtype_name, resolve_dtype
 
     say = log or (lambda s: None)
     cfg.validate()
     sel = load_selection(cfg)
-    cfg = dataclasses.replace(cfg, selection_sha256=sha256_file(cfg.selection))
+    # "auto" becomes what this machine computes natively (bf16 only with native bf16): recorded, and resumed, as such
+    dtype_requested = cfg.dtype
+    cfg = dataclasses.replace(cfg, selection_sha256=sha256_file(cfg.selection),
+                              dtype=dtype_name(resolve_dtype(cfg.dtype, cfg.device)))
     out = Path(out)
     settings = _settings(cfg)
     if resume and (out / "settings.json").is_file():
         check_same_settings(read_json(out / "settings.json"), settings, f"settings than the run in {out}")
     t_start = time.perf_counter()
     files = image_files(cfg.images, cfg.n_images)
-    names, targets = load_image_set(files, cfg.size)
+    names, target_levels = load_image_set(files, cfg.size)
+    targets = dequantize(target_levels)
     if backbone is None:
         backbone = load_backbone(cfg.model, cfg.weights, preprocessing=cfg.preprocessing, device=cfg.device)
     backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convolutions
@@ -294,15 +308,16 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
     write_json(out / "settings.json", settings)
     init = initial_images(len(names), (cfg.size, cfg.size), cfg.init_seed, cfg.noise)
     init_sha = fingerprint(init)
-    _save_pngs(out / "images" / "original", names, targets)
-    _save_pngs(out / "images" / INIT, names, init)
+    _save_pngs(out / "images" / "original", names, target_levels)
+    init_levels = quantize(init)
+    _save_pngs(out / "images" / INIT, names, init_levels)
     metrics, skipped = perceptual_columns(cfg, backbone)
     budget = cfg.budget()
     rows: list[dict[str, Any]] = []
     curves: list[pd.DataFrame] = []
     runs: list[dict[str, Any]] = []
     timing: dict[str, float] = {}
-    init_scores = score_images(init, targets, metrics, cfg.device)
+    init_scores = score_images(init_levels, target_levels, metrics, cfg.device)
     for i, name in enumerate(names):
         rows.append({"layers": "", "selection": INIT, "method": INIT, "seed": None, "n_channels": 0, "image": name,
                      "status": "", "final_objective": np.nan, **{k: float(v[i]) for k, v in init_scores.items()}})
@@ -327,14 +342,14 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
                 done[0] = step
 
             inv = invert(core, targets, init, budget, progress=tick)
-            recon = inv.images
+            recon = quantize(inv.images)  # the one quantisation: these bytes are saved and scored
             rec = _record(inv, key, s, init_sha)
             _save_pngs(folder, names, recon)
             write_json(folder / "run.json", rec)
         timing[f"{layer_label(layers)}/{label}"] = time.perf_counter() - t0
         runs.append({"layers": layer_label(layers), "selection": label, "init_sha256": rec["init_sha256"],
                      "budget": rec["budget"], "n_channels": rec["n_channels"]})
-        scores = score_images(recon, targets, metrics, cfg.device)
+        scores = score_images(recon, target_levels, metrics, cfg.device)
         method, seed = method_of(label)
         for i, name in enumerate(names):
             rows.append({"layers": layer_label(layers), "selection": label, "method": method, "seed": seed,
@@ -347,9 +362,9 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
     results = pd.DataFrame(rows)
     paired = paired_table(results, cfg.n_boot)
     timing["total"] = time.perf_counter() - t_start
-    info = {"config": cfg.to_dict(), "budget": budget.to_dict(), "images": [str(f) for f in files],
-            "image_names": names, "init_sha256": init_sha, "perceptual_columns": list(metrics),
-            "perceptual_skipped": skipped, "runs": runs, "timing_s": timing,
+    info = {"config": cfg.to_dict(), "dtype_requested": dtype_requested, "budget": budget.to_dict(),
+            "images": [str(f) for f in files], "image_names": names, "init_sha256": init_sha,
+            "perceptual_columns": list(metrics), "perceptual_skipped": skipped, "runs": runs, "timing_s": timing,
             "selection": {"path": str(Path(cfg.selection).resolve()), "sha256": cfg.selection_sha256,
                           "model": sel.model, "weights": sel.weights},
             "backbone": {"name": backbone.name, "weights": backbone.weights_info.source,

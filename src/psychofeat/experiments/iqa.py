@@ -192,7 +192,7 @@ def measure_pairs(
     """
     dev = torch.device(device)
     light = 1 if dev.type == "cpu" else None
-    dt = resolve_dtype(dtype)
+    dt = resolve_dtype(dtype, dev)
     extractor = FeatureExtractor(backbone, bank.layers)
     n, n_layers = len(ds), len(bank.layers)
     per_layer = np.full((n, n_layers, bank.n_columns), np.nan)

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", default=None, help="write the CSV here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="compute dtype of the deep metrics (default float32)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
+                   help="compute dtype of the deep metrics (default float32; auto = bfloat16 only where the device "
+                   "computes it natively)")
     add_threads_arg(p)
     p.set_defaults(func=run)
 

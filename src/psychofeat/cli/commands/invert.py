@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="reuse the finished inversions of an interrupted run in --out (same settings)")
     add_threads_arg(p, note="; use 1 on a shared CPU")
     add_device_args(p)
-    p.set_defaults(dtype=None)  # the experiment's own default: bfloat16 (docs/invert.md)
+    p.set_defaults(dtype=None)  # the experiment's own default: auto (bf16 where native, else fp32; docs/invert.md)
     add_out_args(p, "out/invert")
     p.set_defaults(func=run)
 
