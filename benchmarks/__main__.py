@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-lpips", action="store_true", help="leave lpips out even if installed")
     g = p.add_argument_group("analyze")
     g.add_argument("--batch-size", type=int, default=16, help="analysis batch size (default 16)")
+    g.add_argument("--no-fast", action="store_true", help="time the reference protocol only")
     g = p.add_argument_group("sr")
     g.add_argument("--sr-batch", type=int, default=16)
     g.add_argument("--sr-patch", type=int, default=96, help="HR patch size (LR = patch / 4)")
@@ -184,7 +185,7 @@ def _run_one(name: str, args: argparse.Namespace, dev: Any, backbone: Any, sel: 
         if not args.selection:  # keep the default analysis' selection for the benchmarks that follow
             out = _selection_path(args, tmp)
             args.analysis_selection = out
-        r = run_analyze(str(dev), args.weights, args.batch_size, selection_out=out)
+        r = run_analyze(str(dev), args.weights, args.batch_size, selection_out=out, fast=not args.no_fast)
         if out is not None:
             r["selection_written_to"] = str(out)
         r["acceptance"] = [{"target": "analyze / bare forward <= 1.25", "value": r["ratio"], "threshold": 1.25,
@@ -193,8 +194,25 @@ def _run_one(name: str, args: argparse.Namespace, dev: Any, backbone: Any, sel: 
             r["acceptance"].append({"target": "analyze (cpu) <= 180 s", "value": r["analyze_s"], "threshold": 180.0,
                                     "met": r["analyze_s"] <= 180.0})
         print(f"\n== analyze ({dev})")
-        print_table([r], ["benchmark", "n_stimuli", "analyze_s", "bare_forward_s", "ratio", "cpu_ratio",
-                          "target_ratio"])
+        rows = [{"protocol": "reference", **r}]
+        if "fast" in r:
+            f = r["fast"]
+            rows.append({**f, "protocol": f"fast ({f['dtype']})"})
+            r["acceptance"] += [
+                {"target": "fast: >= 5x faster than the reference", "value": f["speedup_vs_reference"],
+                 "threshold": 5.0, "met": f["speedup_vs_reference"] >= 5.0},
+                {"target": "fast / its bare forward <= 1.15", "value": f["ratio"], "threshold": 1.15,
+                 "met": f["ratio"] <= 1.15},
+                {"target": "fast vs reference: PE Spearman >= 0.99 (worst layer)", "value": f["min_pe_spearman"],
+                 "threshold": 0.99, "met": f["min_pe_spearman"] >= 0.99},
+                {"target": "fast vs reference: top-25% overlap >= 0.90 (worst layer)", "value": f["min_top_overlap"],
+                 "threshold": 0.90, "met": f["min_top_overlap"] >= 0.90},
+            ]
+        print_table(rows, ["protocol", "n_stimuli", "analyze_s", "bare_forward_s", "ratio", "cpu_ratio"])
+        if "fast" in r:
+            print(f"fast: {r['fast']['speedup_vs_reference']:.2f}x faster; agreement per layer:")
+            print_table(r["fast"]["agreement"], ["layer", "channels", "k", "pe_spearman", "top_overlap",
+                                                 "top_identical", "max_abs_pe_diff"])
         return r
     if name == "sr":
         from benchmarks.sr_bench import run as run_sr

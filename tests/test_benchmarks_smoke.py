@@ -84,3 +84,19 @@ def test_precision_benchmark_prints_the_cpu_first_and_writes_json(tmp_path: Path
     assert {row["variant"] for row in r["rows"]} == {"fp32", "bf16"} and r["bf16_vs_fp32"] > 0
     assert r["auto_dtype"] == ("bfloat16" if native_bf16() else "float32")
     assert payload["acceptance"][0]["target"].startswith("dtype auto no slower than fp32")
+
+
+def test_bare_forward_runs_as_many_stimuli_as_each_analysis() -> None:
+    """The analyze benchmark's baseline: the same stimulus counts per pass, for the reference and for --fast."""
+    from benchmarks.analyze_bench import bare_passes
+    from psychofeat.backbones import load_backbone
+    from psychofeat.experiments.analyze import AnalysisConfig, analyze
+    from psychofeat.stimuli import ProbeProtocol, fast_protocol
+
+    bb = load_backbone("vgg16", "random:0")
+    geo = {"size": 32, "ppd": 8.0, "n_freq": 5, "n_orient": 4, "n_orient_freq": 3}
+    for protocol in (ProbeProtocol(**geo), fast_protocol(**geo)):
+        info = analyze(bb, ["relu1_2", "relu2_2"], AnalysisConfig(protocol=protocol), progress=False).info
+        passes = bare_passes(info)
+        assert [len(s) for s, _ in passes] == [e["n_stimuli"] for e in info["stimulus_passes"]]
+        assert [d for _, d in passes] == [e["deepest_layer"] for e in info["stimulus_passes"]]

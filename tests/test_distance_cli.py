@@ -103,7 +103,7 @@ def test_file_that_is_not_an_image(tmp_path: Path, capsys: pytest.CaptureFixture
     _img(tmp_path / "a.png", 0)
     (tmp_path / "b.png").write_bytes(b"this is no PNG")
     code, _, err = _run(capsys, tmp_path / "a.png", tmp_path / "b.png", "--metric", "psnr")
-    assert code == 2 and "cannot read image" in err and "b.png" in err
+    assert code == 1 and "cannot read image" in err and "b.png" in err  # data, not usage: exit status 1 (issue 25)
 
 
 @pytest.mark.parametrize("case", ["missing", "file_and_folder", "no_common_names"])

@@ -18,8 +18,10 @@ gradient is exactly 0 and never NaN.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,20 @@ from psychofeat.selection import Selection
 
 MODES = ("normalized", "mse")
 DEFAULT_EPS = 1e-10
+
+
+def check_weight(value: Any, name: str) -> float:
+    """A weight of a distance or loss term as a float: finite and ≥ 0 (a NaN weight would otherwise act silently as 0
+    in comparisons and poison the sum). Shared by the metric and the loss."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a finite number ≥ 0, got {type(value).__name__} {value!r}.") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v < 0:
+        raise InputError(f"{name} must be a finite number ≥ 0, got {v:g}.")
+    return v
 
 
 def channel_sq_sum(f: torch.Tensor) -> torch.Tensor:
@@ -113,8 +129,9 @@ class SelectedChannelDistance(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise InputError(f"unknown distance mode {mode!r}; choose one of {', '.join(MODES)}.")
-        if eps <= 0:
+        if not check_weight(eps, "eps") > 0:
             raise InputError(f"eps must be positive, got {eps}.")
+        selection.check()
         self.backbone = backbone
         self.mode = mode
         self.eps = float(eps)
@@ -128,14 +145,17 @@ class SelectedChannelDistance(nn.Module):
         if unknown or len(weights) != len(self.layers):
             raise InputError(
                 f"layer_weights must give one weight per selected layer {self.layers}; got {list(weights)}.")
-        self.layer_weights = {lay: float(weights[lay]) for lay in self.layers}
+        self.layer_weights = {lay: check_weight(weights[lay], f"layer_weights[{lay!r}]") for lay in self.layers}
+        if not sum(self.layer_weights.values()) > 0:
+            raise InputError(f"layer_weights are all 0; give at least one layer a positive weight ({self.layers}).")
         self._index_names: dict[str, str | None] = {}
         self._scale_names: dict[str, str | None] = {}  # √weight of each selected channel (soft selections)
         self._counts: dict[str, float] = {}  # Σ weights: the mse mode's denominator
         for i, lay in enumerate(self.layers):
             idx = torch.as_tensor(selection.channels[selection.layers[i]], dtype=torch.long)
             if idx.numel() == 0:
-                raise InputError(f"no channels are selected in layer {lay!r}.")
+                raise InputError(f"no channels are selected in layer {lay!r} (e.g. none of its channels responds "
+                                 "to gratings); restrict the metric to other layers with layers=[...].")
             if idx.numel() == n_ch[lay] and bool((idx == torch.arange(n_ch[lay])).all()):
                 self._index_names[lay] = None  # all channels: no gather
             else:

@@ -17,22 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from psychofeat.backbones.base import Backbone
-from psychofeat.distance import DEFAULT_EPS
+from psychofeat.distance import DEFAULT_EPS, check_weight
 from psychofeat.errors import InputError
+from psychofeat.images import check_pair
 from psychofeat.metric import build_core
 from psychofeat.selection import Selection
 
 PIXEL_LOSSES = ("l1", "mse")
 
 
-def _check_batch(x: torch.Tensor, name: str) -> None:
-    """Shape and dtype checks only: predictions may stray slightly outside [0, 1] during training."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        raise InputError(f"{name} must be an N×3×H×W tensor, got {getattr(x, 'shape', type(x).__name__)}.")
-    if not x.is_floating_point():
-        raise InputError(f"{name} must be a float tensor in [0, 1], got {x.dtype}.")
-    if min(x.shape[-2:]) < 16:
-        raise InputError(f"{name} is {x.shape[-2]}×{x.shape[-1]} px; at least 16×16 px is required.")
+MIN_SIZE = 16
 
 
 class PerceptualLoss(nn.Module):
@@ -65,8 +59,8 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         if pixel_loss not in PIXEL_LOSSES:
             raise InputError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {pixel_loss!r}.")
-        if pixel_weight < 0 or feature_weight < 0:
-            raise InputError("loss weights must be non-negative.")
+        pixel_weight = check_weight(pixel_weight, "pixel_weight")
+        feature_weight = check_weight(feature_weight, "feature_weight")
         self.core = build_core(backbone, weights, selection, layers, mode, layer_weights, eps, which, fraction, seed,
                                device, channels_last)
         self.pixel_weight = float(pixel_weight)
@@ -84,10 +78,9 @@ class PerceptualLoss(nn.Module):
         return self.core.combine(self.core.per_layer(maps)).mean()
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_batch(pred, "pred")
-        _check_batch(target, "target")
-        if pred.shape != target.shape:
-            raise InputError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}.")
+        # the metric's validator: the target as strictly as the metric's inputs (finite, in [0, 1]); the prediction
+        # finite but free to stray outside [0, 1] while training
+        check_pair(pred, target, MIN_SIZE, names=("pred", "target"), first_in_range=False)
         loss = pred.new_zeros((), dtype=torch.float32)
         if self.feature_weight > 0:
             loss = loss + self.feature_weight * self.feature_term(pred, target)

@@ -23,7 +23,7 @@ from psychofeat.distance import DEFAULT_EPS, ReferenceFeatures, SelectedChannelD
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
 from psychofeat.images import check_images, check_pair
-from psychofeat.precision import compute_context, resolve_dtype
+from psychofeat.precision import check_device, compute_context, resolve_dtype
 from psychofeat.selection import Selection
 
 MIN_SIZE = 32
@@ -85,6 +85,7 @@ def build_core(
     channels_last: bool,
 ) -> SelectedChannelDistance:
     """The shared core of the metric and the loss: backbone + selection -> distance, on `device`."""
+    check_device(device)
     backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
     sel = build_selection(backbone, selection, layers, which, fraction, seed)
     core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps).to(device)
@@ -106,6 +107,11 @@ def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
 class PerceptualDistance(nn.Module):
     """Selected-channel deep-feature distance between two image batches.
 
+    Defaults, stated because they differ from the named metrics': `selection=None` means *all* channels of the
+    model's metric layers (for the PE top 25 % pass `selection="pe", which="top"`, or use
+    `create_metric("vgg16-pe-top25")`), and `reduction="mean"` returns one number for the batch (the mean over
+    pairs; `create_metric` defaults to `reduction="none"`, one value per pair).
+
     Args:
         model: backbone name (see `psychofeat layers`) or a `Backbone`.
         weights: weights source of the backbone (default: the model's original ImageNet weights).
@@ -114,7 +120,7 @@ class PerceptualDistance(nn.Module):
             channels of `layers`.
         layers: restrict to these layers (default: the selection's, or the model's metric layers).
         mode: "normalized" (unit-norm across selected channels) or "mse" (feature MSE).
-        reduction: "none" (one value per pair), "mean" or "sum".
+        reduction: "none" (one value per pair), "mean" (default: the batch's mean) or "sum".
         which/fraction/seed: derive top/bottom/random/all from a selection file's PE ranking.
         dtype: compute dtype ("float32", "bfloat16", or "auto": bf16 only where the device computes it natively;
             distances are accumulated in fp32).
@@ -220,7 +226,10 @@ def perceptual_distance(
     seed: int = 0,
     dtype: str = "float32",
 ) -> torch.Tensor:
-    """Functional twin of `PerceptualDistance`; the network is built once per configuration and cached."""
+    """Functional twin of `PerceptualDistance`; the network is built once per configuration and cached.
+
+    Same defaults as the module: all channels of the model's metric layers (`selection=None`; "pe" for the bundled
+    PE selection) and the batch's mean (`reduction="mean"`; "none" for one value per pair)."""
     if reduction not in REDUCTIONS:
         raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
     metric = _cached_metric(model, weights, str(selection) if selection is not None else None,

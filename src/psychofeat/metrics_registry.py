@@ -95,7 +95,8 @@ def metric_info(name: str) -> MetricInfo:
 
 
 def create_metric(name: str, device: str | Any = "cpu", as_loss: bool = False, **kwargs: Any) -> Any:
-    """Build metric `name` as an `nn.Module` taking two N×3×H×W batches in [0, 1] (one value per pair).
+    """Build metric `name` as an `nn.Module` taking two N×3×H×W batches in [0, 1] (one value per pair: the default
+    here is `reduction="none"`, where a bare `PerceptualDistance` defaults to the batch's mean).
 
     `as_loss=True` gives the matching `PerceptualLoss` (deep metrics only). Extra keyword arguments go to
     `PerceptualDistance` / `PerceptualLoss` (e.g. `dtype="bfloat16"`, `reduction="mean"`, `layers=[...]`). The

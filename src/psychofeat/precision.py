@@ -40,6 +40,34 @@ def auto_dtype(device: str | torch.device = "cpu") -> torch.dtype:
     return torch.float32
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch device that exists on this machine: `InputError` for a name torch does not know ("foo"),
+    the meta device (no data), or a device this machine lacks (cuda without CUDA, cuda:3 with two GPUs, mps)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "meta":
+        raise InputError("the meta device holds shapes without data and cannot compute; use cpu or cuda.")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise InputError(f"device {str(device)!r} is not available: {why} (torch {torch.__version__}). Use "
+                             "--device cpu, or install a CUDA build of PyTorch on a machine with a GPU.")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise InputError(f"device {str(device)!r} does not exist: this machine has {n} CUDA device(s), "
+                             f"cuda:0 to cuda:{n - 1}.")
+        return dev
+    backend = getattr(torch.backends, dev.type, None) if dev.type == "mps" else getattr(torch, dev.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is None or not available():
+        raise InputError(f"device {str(device)!r} is not available on this machine; use --device cpu or cuda.")
+    return dev
+
+
 def check_dtype(dtype: str | torch.dtype) -> None:
     """Refuse an unknown dtype name (without resolving "auto" or warning: the device may not be known yet)."""
     if not isinstance(dtype, torch.dtype) and dtype != "auto" and dtype not in _TABLE:

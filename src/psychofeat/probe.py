@@ -11,12 +11,12 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
 from psychofeat.precision import compute_context, resolve_dtype
+from psychofeat.progress import progress_bar
 
 
 class Renderable(Protocol):
@@ -72,7 +72,7 @@ def probe(
     out: dict[str, np.ndarray] = {}
 
     with torch.inference_mode(), compute_context(device, dt):
-        bar = tqdm(total=n, desc=desc, unit="stim", disable=None if progress else True, leave=False)
+        bar = progress_bar(n, desc, "stim", enabled=progress, leave=False)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             x = stimuli.render(start, stop).to(device, non_blocking=True)

@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from psychofeat.errors import InputError, WeightsError
+from psychofeat.errors import InputError, SelectionError, WeightsError
 from psychofeat.io import read_json, write_json
 
 if TYPE_CHECKING:
     from psychofeat.backbones.base import Backbone
 
 FORMAT = "psychofeat.selection/1"
+FORMAT_PREFIX, FORMAT_VERSION = "psychofeat.selection/", 1
+#: more channels than any layer has: a larger count in a file is damage (and would allocate its masks)
+MAX_CHANNELS = 1 << 20
 HARD_METHODS = ("top", "bottom", "random", "all")
 #: soft weightings: w ∝ PE, ∝ rank of PE, ∝ mu1, ∝ mu2 (unresponsive channels 0), and the control "soft-random":
 #: the soft-pe weights of the responsive channels shuffled among them (seeded)
@@ -132,12 +135,12 @@ class Selection:
         chosen: dict[str, np.ndarray] = {}
         for layer, pe in self.pe.items():
             n = pe.size
-            k = max(1, int(round(fraction * n)))
-            dead = self._dead(layer)
-            live = np.flatnonzero(~dead)
-            pool = live if live.size >= k else np.arange(n)  # the controls' pool: responsive channels
+            # unresponsive channels are never selected (SCIENCE.md): with fewer than k responsive channels a layer
+            # gets all of them (none at all: an empty set, which `empty_layers` reports and the metric refuses)
+            pool = np.flatnonzero(self.responsive(layer))
+            k = min(max(1, int(round(fraction * n))), pool.size)
             if method == "top":
-                order = np.lexsort((np.arange(n), -pe))  # PE descending, ties by channel index
+                order = pool[np.lexsort((pool, -pe[pool]))]  # PE descending, ties by channel index
                 idx = order[:k]
             elif method == "bottom":
                 order = pool[np.lexsort((pool, pe[pool]))]
@@ -147,6 +150,10 @@ class Selection:
             chosen[layer] = np.sort(idx.astype(np.int64))
         return replace(self, channels=chosen, method=method, fraction=float(fraction),
                        seed=seed if method == "random" else None, channel_weights=None)
+
+    def empty_layers(self) -> list[str]:
+        """Layers with no selected channel (e.g. every channel unresponsive): a metric cannot use them."""
+        return [layer for layer, idx in self.channels.items() if len(idx) == 0]
 
     def _dead(self, layer: str) -> np.ndarray:
         n = self.n_channels[layer]
@@ -325,15 +332,17 @@ class Selection:
         return write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Selection:
-        if d.get("format") != FORMAT:
-            raise InputError(f"not a psychofeat selection (format {d.get('format')!r}, expected {FORMAT!r}).")
+    def from_dict(cls, d: Any, source: str = "the selection") -> Selection:
+        """A selection from its JSON form, checked against the schema first (`check_schema`)."""
+        check_schema(d, source)
         n_channels = {k: int(v) for k, v in d["n_channels"].items()}
+
         def floats(key: str) -> dict[str, np.ndarray] | None:
             val = d.get(key)
-            return {k: np.asarray(v, dtype=np.float64) for k, v in val.items()} if val is not None else None
+            if val is None:
+                return None
+            return {k: np.array([np.nan if x is None else x for x in v], dtype=np.float64) for k, v in val.items()}
 
-        pe = floats("pe")
         dead = None
         if d.get("unresponsive") is not None:
             dead = {}
@@ -341,34 +350,194 @@ class Selection:
                 m = np.zeros(n_channels[k], dtype=bool)
                 m[np.asarray(idx, dtype=np.int64)] = True
                 dead[k] = m
-        return cls(
+        sel = cls(
             model=str(d["model"]),
-            channels={k: np.asarray(v, dtype=np.int64) for k, v in d["channels"].items()},
+            channels={k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in d["channels"].items()},
             n_channels=n_channels,
             method=str(d.get("method", "custom")),
-            fraction=d.get("fraction"),
+            fraction=None if d.get("fraction") is None else float(d["fraction"]),
             seed=d.get("seed"),
-            weights=dict(d.get("weights") or {}),
-            pe=pe,
+            weights=dict(d["weights"]),
+            pe=floats("pe"),
             unresponsive=dead,
             provenance=dict(d.get("provenance") or {}),
             mu1=floats("mu1"),
             mu2=floats("mu2"),
             channel_weights=floats("channel_weights"),
         )
+        sel.check(source)
+        return sel
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Selection:
         path = Path(path)
+        if path.is_dir():
+            raise InputError(f"selection {path} is a folder; give the selection.json in it.")
         if not path.is_file():
             from psychofeat.errors import DataMissingError
 
             raise DataMissingError(f"selection file {path} does not exist (it is written by `psychofeat analyze`).")
         try:
             data = read_json(path)
-        except ValueError as exc:
-            raise InputError(f"selection file {path} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SelectionError(f"selection file {path} is not valid JSON: {exc}") from exc
+        except OSError as exc:
+            raise SelectionError(f"cannot read selection file {path}: {exc.strerror or exc}.") from exc
+        return cls.from_dict(data, f"selection file {path}")
+
+    def check(self, source: str = "the selection") -> None:
+        """Refuse a selection whose channels cannot be used: indices that are not unique integers in range, layers
+        without a channel count, per-channel arrays of the wrong length, soft weights that are not finite and ≥ 0.
+        Run on every selection a metric, loss or experiment is built from, however it was made."""
+        def bad(msg: str) -> SelectionError:
+            return SelectionError(f"{source}: {msg}")
+
+        for layer, idx in self.channels.items():
+            if layer not in self.n_channels:
+                raise bad(f"layer {layer!r} has channels but no entry in n_channels.")
+            n = int(self.n_channels[layer])
+            arr = np.asarray(idx)
+            if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+                raise bad(f"channels of layer {layer!r} must be a list of integer indices, got {arr.dtype} "
+                          f"{arr.shape}.")
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise bad(f"channels of layer {layer!r} must be in [0, {n - 1}] (it has {n} channels), got "
+                          f"{int(arr.min() if arr.min() < 0 else arr.max())}.")
+            if np.unique(arr).size != arr.size:
+                raise bad(f"channels of layer {layer!r} list index {int(_first_duplicate(arr))} more than once.")
+        for key in ("pe", "mu1", "mu2", "channel_weights", "unresponsive"):
+            val = getattr(self, key)
+            if val is None:
+                continue
+            for layer, n in self.n_channels.items():
+                if layer not in val:
+                    raise bad(f"{key} has no entry for layer {layer!r}.")
+                if np.shape(val[layer]) != (int(n),):
+                    raise bad(f"{key} of layer {layer!r} must have one value per channel ({n}), got "
+                              f"{np.shape(val[layer])}.")
+        if self.channel_weights is not None:
+            for layer, w in self.channel_weights.items():
+                if not np.isfinite(w).all() or (w < 0).any():
+                    raise bad(f"channel_weights of layer {layer!r} must be finite and ≥ 0.")
+                if layer in self.channels and not np.array_equal(np.flatnonzero(w > 0), np.sort(self.channels[layer])):
+                    raise bad(f"channels of layer {layer!r} must be exactly those of positive channel_weights.")
+
+
+def _first_duplicate(arr: np.ndarray) -> int:
+    seen: set[int] = set()
+    for v in arr.tolist():
+        if v in seen:
+            return v
+        seen.add(v)
+    return -1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_schema(d: Any, source: str = "the selection") -> None:
+    """The selection-file schema (format psychofeat.selection/1), checked on load: every violation is a
+    `SelectionError` naming the key and what was expected.
+
+    Required: format, model (text), weights (an object: source, params_sha256 — the checksum a metric compares
+    with its network's; `{}` marks a selection tied to no weights), n_channels ({layer: channel count ≥ 1}),
+    channels ({layer: unique integer indices in [0, count)}, the same layers). Optional: method (text), fraction
+    (null or in (0, 1]), seed (null or integer), pe / mu1 / mu2 ({layer: one number or null per channel}),
+    unresponsive ({layer: unique indices}), channel_weights ({layer: one finite number ≥ 0 per channel}),
+    provenance (an object). Other keys are ignored.
+    """
+    def bad(msg: str) -> SelectionError:
+        return SelectionError(f"{source}: {msg}")
+
+    if not isinstance(d, Mapping):
+        raise bad(f"expected a JSON object (format {FORMAT!r}), got {type(d).__name__}.")
+    fmt = d.get("format")
+    if not (isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX)):
+        raise bad(f"not a psychofeat selection (format {fmt!r}, expected {FORMAT!r}).")
+    version = fmt.removeprefix(FORMAT_PREFIX)
+    if version != str(FORMAT_VERSION):
+        newer = version.isdigit() and int(version) > FORMAT_VERSION
+        raise bad(f"format {fmt!r} " + ("was written by a newer psychofeat; upgrade psychofeat to read it."
+                                         if newer else f"is not known; expected {FORMAT!r}."))
+    for key in ("model", "weights", "n_channels", "channels"):
+        if key not in d:
+            raise bad(f"the key {key!r} is missing; a selection written by `psychofeat analyze` has it.")
+    if not isinstance(d["model"], str) or not d["model"]:
+        raise bad(f"'model' must be the network's name (text), got {d['model']!r}.")
+    w = d["weights"]
+    if not isinstance(w, Mapping):
+        raise bad(f"'weights' must be an object with source and params_sha256, got {type(w).__name__}.")
+    for key in ("source", "params_sha256", "sha256"):
+        if key in w and w[key] is not None and (not isinstance(w[key], str) or not w[key]):
+            raise bad(f"'weights.{key}' must be text, got {w[key]!r}.")
+    n_ch = d["n_channels"]
+    if not isinstance(n_ch, Mapping) or not n_ch:
+        raise bad("'n_channels' must be an object {layer: number of channels} with at least one layer.")
+    for layer, n in n_ch.items():
+        if not _is_int(n) or not 1 <= n <= MAX_CHANNELS:
+            raise bad(f"'n_channels.{layer}' must be a positive integer (at most {MAX_CHANNELS}), got {n!r}.")
+    layers = set(n_ch)
+
+    def per_layer(key: str, exact: bool = True) -> Mapping[str, Any] | None:
+        val = d.get(key)
+        if val is None:
+            return None
+        if not isinstance(val, Mapping):
+            raise bad(f"'{key}' must be an object {{layer: list}}, got {type(val).__name__}.")
+        extra, missing = set(val) - layers, layers - set(val)
+        if extra:
+            raise bad(f"'{key}' has layer {sorted(extra)[0]!r}, which is not in n_channels {sorted(layers)}.")
+        if exact and missing:
+            raise bad(f"'{key}' has no entry for layer {sorted(missing)[0]!r} (n_channels lists it).")
+        for layer, v in val.items():
+            if not isinstance(v, list):
+                raise bad(f"'{key}.{layer}' must be a list, got {type(v).__name__}.")
+        return val
+
+    def indices(key: str) -> None:
+        val = per_layer(key)
+        for layer, idx in (val or {}).items():
+            n = n_ch[layer]
+            for i in idx:
+                if not _is_int(i):
+                    raise bad(f"'{key}.{layer}' must hold integer channel indices, got {i!r}.")
+                if not 0 <= i < n:
+                    raise bad(f"'{key}.{layer}' holds channel {i}, outside [0, {n - 1}] (the layer has {n} "
+                              "channels).")
+            if len(set(idx)) != len(idx):
+                raise bad(f"'{key}.{layer}' lists channel {_first_duplicate(np.asarray(idx))} more than once.")
+
+    if d["channels"] is None:
+        raise bad("'channels' must be an object {layer: channel indices}, got null.")
+    indices("channels")
+    indices("unresponsive")
+    for key in ("pe", "mu1", "mu2", "channel_weights"):
+        val = per_layer(key)
+        for layer, v in (val or {}).items():
+            n = n_ch[layer]
+            if len(v) != n:
+                raise bad(f"'{key}.{layer}' must hold one value per channel ({n}), got {len(v)}.")
+            if key == "channel_weights":
+                if any(not _is_number(x) or not np.isfinite(x) or x < 0 for x in v):
+                    raise bad(f"'channel_weights.{layer}' must hold finite numbers ≥ 0.")
+            elif any(x is not None and not _is_number(x) for x in v):
+                raise bad(f"'{key}.{layer}' must hold numbers (or null), got "
+                          f"{next(x for x in v if x is not None and not _is_number(x))!r}.")
+    if "method" in d and not isinstance(d["method"], str):
+        raise bad(f"'method' must be text, got {d['method']!r}.")
+    frac = d.get("fraction")
+    if frac is not None and (not _is_number(frac) or not 0 < frac <= 1):
+        raise bad(f"'fraction' must be null or a number in (0, 1], got {frac!r}.")
+    seed = d.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise bad(f"'seed' must be null or an integer, got {seed!r}.")
+    if d.get("provenance") is not None and not isinstance(d["provenance"], Mapping):
+        raise bad(f"'provenance' must be an object, got {type(d['provenance']).__name__}.")
 
 
 def load_ranked(path: str | os.PathLike[str], layers: Sequence[str], model: str | None = None,
@@ -380,6 +549,8 @@ def load_ranked(path: str | os.PathLike[str], layers: Sequence[str], model: str 
     from psychofeat.errors import DataMissingError
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--selection {path} is a folder; give the selection.json in it.")
     if not path.is_file():
         raise DataMissingError(f"--selection {path} does not exist. Make one with `psychofeat analyze --out DIR` "
                                "(same --model/--weights; it writes DIR/selection.json).")

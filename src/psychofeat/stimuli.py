@@ -72,7 +72,8 @@ class ViewingGeometry:
 
 def _check_size(size: int) -> int:
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size <= 0:
-        raise InputError(f"stimulus size must be a positive integer number of pixels, got {size!r}.")
+        shown = size.item() if isinstance(size, np.generic) else size
+        raise InputError(f"stimulus size must be a positive integer number of pixels, got {shown!r}.")
     return int(size)
 
 
@@ -214,6 +215,7 @@ class ProbeProtocol:
     n_phase: int = 4
     n_orient_freq: int = 12  # orientation-sweep grid: this many of the mid frequencies g_i, evenly spaced in log
     freq_stimulus: str = "radial"  # "radial" or "linear" (linear gratings averaged over the n_orient orientations)
+    n_phase_orient: int | None = None  # phases of the orientation sweeps (None: n_phase, as SCIENCE.md)
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -231,8 +233,8 @@ class ProbeProtocol:
                 f"{self.f_max_fraction * self.ppd:.3g} cpd) is not above the lowest ({self.f_min:g} cpd); raise ppd "
                 f"above {self.f_min / self.f_max_fraction:.3g}."
             )
-        if self.n_freq < 3 or self.n_orient < 4 or self.n_phase < 1:
-            raise InputError("need n_freq ≥ 3, n_orient ≥ 4 and n_phase ≥ 1.")
+        if self.n_freq < 3 or self.n_orient < 4 or self.n_phase < 1 or (self.n_phase_orient or 1) < 1:
+            raise InputError("need n_freq ≥ 3, n_orient ≥ 4, n_phase ≥ 1 and n_phase_orient ≥ 1.")
         if not 1 <= self.n_orient_freq <= self.n_freq - 1:
             raise InputError(f"n_orient_freq must be in [1, n_freq − 1 = {self.n_freq - 1}], got {self.n_orient_freq}.")
         if self.freq_stimulus not in ("radial", "linear"):
@@ -253,7 +255,7 @@ class ProbeProtocol:
         if self.lowest_frequency_cycles < 1:
             need = int(np.ceil(self.ppd / self.f_min))
             raise InputError(
-                f"a {self.size}-px stimulus at {self.ppd:g} pixels per degree spans {self.size / self.ppd:.3g}°, "
+                f"the {self.size}-px stimulus at {self.ppd:g} pixels per degree spans {self.size / self.ppd:.3g}°, "
                 f"less than one cycle of the lowest frequency ({self.f_min:g} cpd needs {need} px); use a size of at "
                 f"least {need} px, or a lower ppd (at most {self.size * self.f_min:g} for this size)."
             )
@@ -296,6 +298,16 @@ class ProbeProtocol:
         return np.arange(self.n_phase) * 2 * np.pi / self.n_phase
 
     @property
+    def n_phase_orientation(self) -> int:
+        """Phases averaged in the orientation sweeps."""
+        return self.n_phase if self.n_phase_orient is None else self.n_phase_orient
+
+    @property
+    def orientation_phases(self) -> np.ndarray:
+        n = self.n_phase_orientation
+        return np.arange(n) * 2 * np.pi / n
+
+    @property
     def area_deg2(self) -> float:
         """Stimulus area (S/ppd)² in deg², used by size-dependent CSF models."""
         return (self.size / self.ppd) ** 2
@@ -309,6 +321,8 @@ class ProbeProtocol:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.n_phase_orient is None:  # the SCIENCE.md protocol's record stays as it always was
+            del d["n_phase_orient"]
         d.update(
             frequencies_cpd=self.frequencies.tolist(),
             mid_frequencies_cpd=self.mid_frequencies.tolist(),
@@ -318,6 +332,26 @@ class ProbeProtocol:
             area_deg2=self.area_deg2,
         )
         return d
+
+
+#: `psychofeat analyze --fast`: the orientation sweeps (768 of the 865 reference stimuli) with the counterphase pair
+#: {0, π} instead of 4 phases: 481 stimuli. The reduction that agreed best with the reference of all those measured
+#: (docs/benchmarks.md, "Fast analysis"; scripts/analyze_tradeoff.py): PE Spearman ≥ 0.99 in relu1_1–relu4_1 and
+#: ≥ 0.96 in every layer of VGG-16, top-25 % overlap ≥ 96.9 %. Fewer orientation frequencies, orientations or
+#: frequency-sweep phases cost far more agreement.
+FAST_OVERRIDES: dict[str, Any] = {"n_phase_orient": 2}
+
+
+def fast_protocol(**overrides: Any) -> ProbeProtocol:
+    """The `--fast` protocol (`FAST_OVERRIDES` on the SCIENCE.md defaults), with any explicit `overrides`."""
+    return ProbeProtocol(**{**FAST_OVERRIDES, **overrides})
+
+
+def preset_name(protocol: ProbeProtocol) -> str:
+    """'reference' (the SCIENCE.md defaults), 'fast' (`fast_protocol()`) or 'custom': recorded in manifests."""
+    if protocol == ProbeProtocol():
+        return "reference"
+    return "fast" if protocol == fast_protocol() else "custom"
 
 
 @dataclass
@@ -383,6 +417,6 @@ def frequency_sweep(protocol: ProbeProtocol) -> StimulusSet:
 def orientation_sweep(protocol: ProbeProtocol, freqs_cpd: Sequence[float] | np.ndarray) -> StimulusSet:
     """Linear gratings at each of `freqs_cpd` × every orientation × every phase (frequency-major)."""
     freqs = np.asarray(freqs_cpd, dtype=np.float64)
-    ff, tt, pp = np.meshgrid(freqs, protocol.orientations, protocol.phases, indexing="ij")
+    ff, tt, pp = np.meshgrid(freqs, protocol.orientations, protocol.orientation_phases, indexing="ij")
     n = ff.size
     return StimulusSet(np.full(n, "linear"), ff.ravel(), tt.ravel(), pp.ravel(), protocol)

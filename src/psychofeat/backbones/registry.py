@@ -133,6 +133,9 @@ def load_backbone(
     preprocessing: str | None = None,
 ) -> Backbone:
     """Build a named backbone with the requested weights, in eval mode with frozen parameters."""
+    from psychofeat.precision import check_device
+
+    check_device(device)  # a device this machine lacks is an InputError, not torch's AssertionError
     if isinstance(model, Backbone):
         return model.to(device)
     if ":" in model and model.split(":", 1)[0] in ("torchvision", "timm"):
@@ -149,10 +152,21 @@ def load_backbone(
     ).to(device)
 
 
+def _manifest_preprocessing(manifest: Mapping[str, object], path: Path) -> Preprocessing:
+    """The preprocessing a weights file's sidecar manifest records, refused clearly when malformed."""
+    from psychofeat.errors import WeightsError
+
+    try:
+        return Preprocessing.from_dict(manifest["preprocessing"])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"the sidecar manifest of {path} has a malformed 'preprocessing' entry ({exc}); fix it, "
+                           "or delete it and pass --preprocessing NAME.") from exc
+
+
 def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Module, WeightsInfo, Preprocessing]:
     from psychofeat.io import sha256_file
     from psychofeat.weights import obtain
-    from psychofeat.weights.cache import read_manifest
+    from psychofeat.weights.cache import sidecar_manifest
 
     default = spec.sources[spec.default_source]
     w = str(weights) if weights is not None else spec.default_source
@@ -186,12 +200,9 @@ def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Modul
                 w,
                 [*spec.sources, "random[:SEED]", "shuffled[:SEED]", "<path to .pth>"],
             )
-        manifest = read_manifest(path) if path.is_file() else None
-        prep = (
-            Preprocessing.from_dict(manifest["preprocessing"])
-            if manifest and "preprocessing" in manifest
+        manifest = sidecar_manifest(path) if path.is_file() else None
+        prep = _manifest_preprocessing(manifest, path) if manifest and "preprocessing" in manifest \
             else spec.file_preprocessing
-        )
         info = WeightsInfo(
             "file", f"state dict from {path}", sha256=sha256_file(path) if path.is_file() else None, path=str(path)
         )

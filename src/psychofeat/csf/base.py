@@ -54,7 +54,8 @@ def _as_positive_array(name: str, unit: str, value: ArrayLike) -> FloatArray:
     if np.any(bad):
         example = arr[bad].flat[0]
         raise InputError(
-            f"{name} must be finite and > 0 {unit}; got {example!r} ({int(bad.sum())} bad value(s) of {arr.size})."
+            f"{name} must be finite and > 0 {unit}; got {float(example):g} ({int(bad.sum())} bad value(s) of "
+            f"{arr.size})."
         )
     return arr
 

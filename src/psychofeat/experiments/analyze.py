@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +24,18 @@ from psychofeat.precision import dtype_name, resolve_dtype
 from psychofeat.probe import probe
 from psychofeat.scores import UNRESPONSIVE_FRACTION, frequency_scores, score_layer
 from psychofeat.selection import Selection
-from psychofeat.stimuli import ProbeProtocol, concat, frequency_sweep, gray_set, orientation_sweep
+from psychofeat.stimuli import (
+    ProbeProtocol,
+    StimulusSet,
+    concat,
+    frequency_sweep,
+    gray_set,
+    orientation_sweep,
+    preset_name,
+)
+
+#: (stimuli, layers, description) -> {layer: N×C mean responses}; by default the network's (`probe`)
+ResponseSource = Callable[[StimulusSet, Sequence[str], str], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,14 @@ def analyze(
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
     progress: bool = True,
+    responses: ResponseSource | None = None,
 ) -> AnalysisResult:
-    """Score every channel of `layers` (default: the backbone's default layers)."""
+    """Score every channel of `layers` (default: the backbone's default layers).
+
+    `responses` replaces the forward passes (default: `probe` through `backbone`): it is given each stimulus set
+    and the layers wanted and returns their mean responses. scripts/analyze_tradeoff.py uses it to score reduced
+    protocols from one recorded superset of stimuli.
+    """
     config = config or AnalysisConfig()
     p = config.protocol
     try:
@@ -95,7 +112,10 @@ def analyze(
     # -- pass 1: uniform field + frequency sweep ------------------------------------------------------
     sweep = frequency_sweep(p)
     stim1 = concat([gray_set(p), sweep])
-    resp1 = probe(backbone, stim1, names, config.batch_size, device, dtype, progress=progress, desc="frequency sweep")
+    if responses is None:
+        def responses(stim: StimulusSet, upto: Sequence[str], desc: str) -> dict[str, np.ndarray]:
+            return probe(backbone, stim, upto, config.batch_size, device, dtype, progress=progress, desc=desc)
+    resp1 = responses(stim1, names, "frequency sweep")
     counts.append({"pass": "frequency", "n_stimuli": len(stim1), "deepest_layer": names[-1]})
     gray = {k: v[0] for k, v in resp1.items()}
     per_freq = len(sweep) // p.n_freq  # phases (radial) or orientations × phases (linear)
@@ -136,10 +156,9 @@ def analyze(
             stim2 = orientation_sweep(p, grid[gis])
             stim2_total += len(stim2)
             counts.append({"pass": "orientation", "n_stimuli": len(stim2), "deepest_layer": deepest})
-            r2 = probe(backbone, stim2, upto, config.batch_size, device, dtype, progress=progress,
-                       desc=f"orientation sweep ≤{deepest}")
+            r2 = responses(stim2, upto, f"orientation sweep ≤{deepest}")
             for k, v in r2.items():
-                arr = _phase_mean(v, p.n_phase).reshape(len(gis), p.n_orient, -1) - gray[k][None, None, :]
+                arr = _phase_mean(v, p.n_phase_orientation).reshape(len(gis), p.n_orient, -1) - gray[k][None, None, :]
                 for j, gi in enumerate(gis):
                     full2[k][gi] = arr[j]
         for k in names:
@@ -183,6 +202,7 @@ def analyze(
         "preprocessing": backbone.preprocessing.to_dict(),
         "layers": names,
         "config": config.to_dict(),
+        "protocol_preset": preset_name(p),
         "csf_at_mid_frequencies": csf.tolist(),
         "device": str(device),
         "dtype": dtype_name(resolve_dtype(dtype, device)),
@@ -205,7 +225,9 @@ def write_analysis(result: AnalysisResult, out: Any, report: bool = True, net: A
     write_table(out / "scores.csv", result.scores)
     result.selection.save(out / "selection.json")
     write_npz(out / "curves.npz", **result.curves)
-    manifest = provenance(**result.info, outputs=["scores.csv", "selection.json", "curves.npz", "report.html"])
+    # exactly the files written (no report.html with report=False); a run folder (io.RunFolder) re-lists what is there
+    outputs = ["scores.csv", "selection.json", "curves.npz", "manifest.json"] + (["report.html"] if report else [])
+    manifest = provenance(**result.info, outputs=outputs)
     write_json(out / "manifest.json", manifest)
     if report:
         from psychofeat.experiments.analyze_report import build_report

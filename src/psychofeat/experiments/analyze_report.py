@@ -172,6 +172,8 @@ def build_report(result: AnalysisResult, manifest: dict[str, Any], net: nn.Modul
         f"{p['f_min']:g}–{p['frequencies_cpd'][-1]:.3g} cpd, {p['n_orient']} orientations, {p['n_phase']} phases). "
         f"CSF: {info['config']['csf']} at {info['config']['luminance']:g} cd/m², {p['area_deg2']:.3g} deg². "
         f"PE = (mu1 / max mu1) × mu2 within each layer ({info['config']['combination']}). "
+        f"Protocol: {info.get('protocol_preset', 'custom')}, {p.get('n_orient_freq', '?')} orientation-sweep "
+        f"frequencies, compute dtype {info.get('dtype', 'float32')}. "
         f"Time: {info['timing_s']['total']:.1f} s on {info['device']}."
     )
     rep.heading("Per-layer summary")

@@ -304,7 +304,7 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
     backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convolutions
     # another network or other weights than the selection's: refused before any output is written
     sel.check_backbone(backbone)
-    out = prepare_out_dir(out, overwrite or resume)
+    out = prepare_out_dir(out, overwrite, keep=resume, owned=("settings.json",))  # a fresh run: the old one goes
     write_json(out / "settings.json", settings)
     init = initial_images(len(names), (cfg.size, cfg.size), cfg.init_seed, cfg.noise)
     init_sha = fingerprint(init)

@@ -12,6 +12,7 @@ files whose suffix is not an image format's are skipped and reported, so a READM
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from psychofeat.errors import DataMissingError, InputError
-from psychofeat.images import IMAGE_SUFFIXES, list_images
+from psychofeat.images import IMAGE_SUFFIXES, image_header, list_images, skip_reason
+from psychofeat.io import kind_of
 
 #: what `distance` reads from a folder: the common image suffixes plus the netpbm family and GIF
 PAIR_SUFFIXES = (*IMAGE_SUFFIXES, ".ppm", ".pgm", ".pnm", ".gif")
@@ -46,7 +48,11 @@ class PairScores:
 
 def _images(folder: Path, skipped: list[str]) -> dict[str, Path]:
     images, others = list_images(folder, PAIR_SUFFIXES)
-    skipped.extend(str(p) for p in others if p.is_file())
+    for p in others:  # files of other formats, and dangling links (listed, never dropped silently); not folders
+        if p.is_file():
+            skipped.append(str(p))
+        elif not p.is_dir():  # a dangling link, a fifo, a device
+            skipped.append(f"{p} ({skip_reason(p)})")
     return {p.name: p for p in images}
 
 
@@ -59,7 +65,7 @@ def match_pairs(a: str | Path, b: str | Path) -> PairPlan:
     if a.is_file() and b.is_file():
         return PairPlan([(a, b)])
     if not (a.is_dir() and b.is_dir()):
-        kinds = ", ".join(f"{p} is a {'folder' if p.is_dir() else 'file'}" for p in (a, b))
+        kinds = ", ".join(f"{p} is {kind_of(os.stat(p)) if p.exists() else 'missing'}" for p in (a, b))
         raise InputError(f"give two image files or two folders, not one of each ({kinds}).")
     skipped: list[str] = []
     ia, ib = _images(a, skipped), _images(b, skipped)
@@ -78,6 +84,22 @@ def preflight(plan: PairPlan, min_size: int, short_side: int | None) -> dict[Pat
     from psychofeat.images import check_pair_sizes
 
     return check_pair_sizes(plan.pairs, min_size, short_side)
+
+
+def check_pair_memory(plan: PairPlan, resize: int | None, deep: bool) -> None:
+    """Refuse, before any pixel is read, a pair that will not fit in memory (the largest pair, at its native size
+    and after --resize): `psychofeat.resources`."""
+    from psychofeat.datasets.pairs import resized_shape
+    from psychofeat.resources import check_memory, pair_bytes
+
+    (w, h), _ = max((image_header(pa) for pa, _ in plan.pairs), key=lambda hm: hm[0][0] * hm[0][1])
+    need = pair_bytes(w, h, deep=resize is None and deep)
+    what = f"the largest pair ({w}x{h} px)"
+    if resize is not None:
+        rh, rw = resized_shape(h, w, resize)
+        need += pair_bytes(rw, rh, deep=deep)
+        what = f"the largest pair ({w}x{h} px, {rw}x{rh} px after --resize {resize})"
+    check_memory(need, what, "lower --resize, or score smaller images.")
 
 
 def score_pairs(
@@ -104,6 +126,7 @@ def score_pairs(
         raise InputError(f"--resize must be at least {min_size} px (the chosen metrics' minimum), got {resize}.")
     plan = match_pairs(a, b)
     converted = preflight(plan, min_size, resize)
+    check_pair_memory(plan, resize, any(i.kind == "deep" for i in infos))
     modules: dict[str, Any] = {}
     for info in infos:
         extra: dict[str, Any] = {"dtype": dtype} if info.kind == "deep" else {}

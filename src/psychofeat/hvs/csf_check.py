@@ -152,28 +152,29 @@ def run_csf_check(
 ) -> pd.DataFrame:
     """Score the models and write ``csf_check.csv``, ``csf_check_rows.csv`` (per-row predictions),
     ``manifest.json`` and ``report.html`` into `out`. Returns the score table."""
-    from psychofeat.io import prepare_out_dir, provenance, write_json, write_table
+    from psychofeat.io import provenance, run_folder, write_json, write_table
 
     models = resolve_models(model_names)  # before touching the output folder: a typo must not leave it behind
-    out_dir = prepare_out_dir(out, overwrite)
-    rows, excluded = select_check_rows(datasets, models, max_angle_deg)
-    if rows.empty:
-        raise InputError(f"no achromatic foveal static rows to check for datasets={datasets!r}.")
-    pred = predict(rows, models)
-    table = score(pred, models)
-    write_table(out_dir / "csf_check.csv", table)
-    write_table(out_dir / "csf_check_rows.csv", pred)
-    info = provenance(
-        command_name="hvs csf-check",
-        datasets=datasets,
-        models=[m.name for m in models],
-        max_angle_deg=max_angle_deg,
-        n_rows=len(pred),
-        rows_out_of_domain=excluded.to_dict("records"),
-        data_sha256=aggregated_sha256(),
-    )
-    write_json(out_dir / "manifest.json", info)
-    build_report(table, pred, models, excluded, info).write(out_dir / "report.html")
+    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
+        out_dir = run.path
+        rows, excluded = select_check_rows(datasets, models, max_angle_deg)
+        if rows.empty:
+            raise InputError(f"no achromatic foveal static rows to check for datasets={datasets!r}.")
+        pred = predict(rows, models)
+        table = score(pred, models)
+        write_table(out_dir / "csf_check.csv", table)
+        write_table(out_dir / "csf_check_rows.csv", pred)
+        info = provenance(
+            command_name="hvs csf-check",
+            datasets=datasets,
+            models=[m.name for m in models],
+            max_angle_deg=max_angle_deg,
+            n_rows=len(pred),
+            rows_out_of_domain=excluded.to_dict("records"),
+            data_sha256=aggregated_sha256(),
+        )
+        write_json(out_dir / "manifest.json", info)
+        build_report(table, pred, models, excluded, info).write(out_dir / "report.html")
     return table
 
 

@@ -565,32 +565,33 @@ def run_detect(
     dataset), ``detection_rows.csv`` (per stimulus and metric), ``detection_random.csv``, ``stimuli.csv``,
     ``stimuli_skipped.csv``, ``manifest.json`` and ``report.html`` into `out`."""
     from psychofeat.hvs.threshold_stimuli import threshold_stimuli
-    from psychofeat.io import prepare_out_dir, provenance, sha256_file, write_json, write_table
+    from psychofeat.io import provenance, run_folder, sha256_file, write_json, write_table
 
     stimuli = threshold_stimuli(datasets, display, min_luminance)
     if len(stimuli) == 0:
         raise InputError("no threshold stimuli can be shown with this display; see stimuli_skipped.csv reasons.")
     plan = build_banks(metrics, selection, seeds, fraction, device)
-    out_dir = prepare_out_dir(out, overwrite)
-    result = detect(plan.banks, stimuli, config, progress)
-    write_table(out_dir / "detection_scores.csv", result.scores)
-    write_table(out_dir / "detection_rows.csv", result.per_row)
-    write_table(out_dir / "detection_random.csv", result.random)
-    write_table(out_dir / "stimuli.csv", stimuli.rows)
-    write_table(out_dir / "stimuli_skipped.csv", stimuli.skipped)
-    result.info.update(
-        datasets=datasets, min_luminance=min_luminance, seeds=seeds, fraction=fraction,
-        selection=str(selection) if selection is not None else None,
-        selection_sha256=sha256_file(selection) if selection is not None else None,
-        displays={k: v.to_dict() for k, v in stimuli.displays.items()},
-        stimuli_used=stimuli.describe().to_dict("records"), notes=plan.notes, device=device,
-        data_sha256=aggregated_sha256(),
-    )
-    info = provenance(command_name="hvs detect", **result.info)
-    write_json(out_dir / "manifest.json", info)
-    from psychofeat.hvs.detection_report import build_report
+    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
+        out_dir = run.path
+        result = detect(plan.banks, stimuli, config, progress)
+        write_table(out_dir / "detection_scores.csv", result.scores)
+        write_table(out_dir / "detection_rows.csv", result.per_row)
+        write_table(out_dir / "detection_random.csv", result.random)
+        write_table(out_dir / "stimuli.csv", stimuli.rows)
+        write_table(out_dir / "stimuli_skipped.csv", stimuli.skipped)
+        result.info.update(
+            datasets=datasets, min_luminance=min_luminance, seeds=seeds, fraction=fraction,
+            selection=str(selection) if selection is not None else None,
+            selection_sha256=sha256_file(selection) if selection is not None else None,
+            displays={k: v.to_dict() for k, v in stimuli.displays.items()},
+            stimuli_used=stimuli.describe().to_dict("records"), notes=plan.notes, device=device,
+            data_sha256=aggregated_sha256(),
+        )
+        info = provenance(command_name="hvs detect", **result.info)
+        write_json(out_dir / "manifest.json", info)
+        from psychofeat.hvs.detection_report import build_report
 
-    build_report(result, info).write(out_dir / "report.html")
+        build_report(result, info).write(out_dir / "report.html")
     return result
 
 

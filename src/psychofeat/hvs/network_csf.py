@@ -497,35 +497,36 @@ def run_network_csf(
     """Network CSF of `layers` of `model` for each weights source; writes ``network_csf.csv`` (summary),
     ``network_csf_curves.csv`` (thresholds per layer and frequency), ``manifest.json`` and ``report.html``."""
     from psychofeat.backbones import load_backbone
-    from psychofeat.io import prepare_out_dir, provenance, write_json, write_table
+    from psychofeat.io import provenance, run_folder, write_json, write_table
 
     config = config or NetworkCSFConfig()
     human_csf_curve(config)  # fail early on a bad CSF name or a sweep outside the CSF's domain
     backbones = [load_backbone(model, w, device=device) for w in weights]  # fail before creating the folder
     model_name = model if isinstance(model, str) else model.name
-    out_dir = prepare_out_dir(out, overwrite)
-    curves, timing, wlabels, winfo = [], {}, [], []
-    for w, bb in zip(weights, backbones, strict=True):
-        label = _weights_label(w, bb)
-        wlabels.append(label)
-        winfo.append(bb.weights_info.to_dict())
-        names = list(layers) if layers else list(bb.default_layers)
-        t0 = time.perf_counter()
-        df = network_thresholds(bb, names, config, device, progress, desc=f"network CSF {model_name} {label}")
-        timing[label] = time.perf_counter() - t0
-        df.insert(0, "weights", label)
-        curves.append(df)
-        del bb
-    curves_df = pd.concat(curves, ignore_index=True)
-    table = summarize(curves_df, config)
-    write_table(out_dir / "network_csf_curves.csv", curves_df)
-    write_table(out_dir / "network_csf.csv", table)
-    info = provenance(command_name="hvs network-csf", model=model_name, weights=wlabels, weights_info=winfo,
-                      layers=list(curves_df["layer"].unique()), config=config.to_dict(),
-                      n_images={k: int(g["n_images"].iloc[0]) for k, g in curves_df.groupby("weights")},
-                      timing_s=timing, device=device)
-    write_json(out_dir / "manifest.json", info)
-    build_report(table, curves_df, config, info).write(out_dir / "report.html")
+    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
+        out_dir = run.path
+        curves, timing, wlabels, winfo = [], {}, [], []
+        for w, bb in zip(weights, backbones, strict=True):
+            label = _weights_label(w, bb)
+            wlabels.append(label)
+            winfo.append(bb.weights_info.to_dict())
+            names = list(layers) if layers else list(bb.default_layers)
+            t0 = time.perf_counter()
+            df = network_thresholds(bb, names, config, device, progress, desc=f"network CSF {model_name} {label}")
+            timing[label] = time.perf_counter() - t0
+            df.insert(0, "weights", label)
+            curves.append(df)
+            del bb
+        curves_df = pd.concat(curves, ignore_index=True)
+        table = summarize(curves_df, config)
+        write_table(out_dir / "network_csf_curves.csv", curves_df)
+        write_table(out_dir / "network_csf.csv", table)
+        info = provenance(command_name="hvs network-csf", model=model_name, weights=wlabels, weights_info=winfo,
+                          layers=list(curves_df["layer"].unique()), config=config.to_dict(),
+                          n_images={k: int(g["n_images"].iloc[0]) for k, g in curves_df.groupby("weights")},
+                          timing_s=timing, device=device)
+        write_json(out_dir / "manifest.json", info)
+        build_report(table, curves_df, config, info).write(out_dir / "report.html")
     return table
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from psychofeat.errors import DataMissingError, WeightsError
+from psychofeat.errors import DamagedWeightsError, DataMissingError, WeightsError
 from psychofeat.io import atomic_path
 from psychofeat.sr.model import SRResNet, SRResNetConfig, build_srresnet
 
@@ -90,13 +90,17 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint (or a bare state dict, wrapped as {"model": ...}) onto the CPU, without running code."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"checkpoint {path} is a folder; give final.pt or checkpoints/last.pt in it.")
     if not path.is_file():
         raise DataMissingError(f"checkpoint {path} does not exist.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt or foreign files
-        raise WeightsError(
-            f"cannot read checkpoint {path}: {exc}. Is it a file written by `psychofeat sr train`?"
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise DamagedWeightsError(
+            f"cannot read checkpoint {path}: it is corrupt, truncated or not a checkpoint ({type(exc).__name__}: "
+            f"{first}). Is it a file written by `psychofeat sr train`?"
         ) from exc
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if obj.get("version", 0) > VERSION:

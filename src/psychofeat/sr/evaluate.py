@@ -34,7 +34,7 @@ from torch import nn
 from psychofeat.classic import quantize_uint8, shave_border, sr_psnr_ssim
 from psychofeat.errors import DataMissingError, InputError, WeightsError
 from psychofeat.images import load_image_uint8, save_image, tensor_to_uint8, uint8_to_tensor
-from psychofeat.io import prepare_out_dir, provenance, write_json, write_table
+from psychofeat.io import provenance, run_folder, write_json, write_table
 from psychofeat.sr.data import BenchmarkPair, benchmark_folder, load_benchmark
 from psychofeat.sr.resize import bicubic_upscale
 
@@ -326,18 +326,18 @@ def evaluate_checkpoint(
 
     for s in sets:
         benchmark_folder(s)  # fail on a typo before any work
-    out = prepare_out_dir(out, overwrite)
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
-    trained_on = training_backbones(ckpt.get("train_config"))
-    metrics, skipped = perceptual_metrics(perceptual, kwargs.get("device", "cpu"), trained_on)
-    notes = [perceptual_note(list(metrics), skipped)] if perceptual else []
-    metrics.update(extra_metrics or {})
-    result = evaluate_models({label: model}, sets, extra_metrics=metrics, **kwargs)
-    write_eval_outputs(result, out, {"checkpoint": str(checkpoint), "sets": list(sets),
-                                     "model_config": model.config.to_dict(), "perceptual": list(perceptual),
-                                     "perceptual_skipped": skipped},
-                       notes=notes)
+    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
+        trained_on = training_backbones(ckpt.get("train_config"))
+        metrics, skipped = perceptual_metrics(perceptual, kwargs.get("device", "cpu"), trained_on)
+        notes = [perceptual_note(list(metrics), skipped)] if perceptual else []
+        metrics.update(extra_metrics or {})
+        result = evaluate_models({label: model}, sets, extra_metrics=metrics, **kwargs)
+        write_eval_outputs(result, run.path, {"checkpoint": str(checkpoint), "sets": list(sets),
+                                              "model_config": model.config.to_dict(), "perceptual": list(perceptual),
+                                              "perceptual_skipped": skipped},
+                           notes=notes)
     return result
 
 
@@ -370,13 +370,13 @@ def perceptual_note(columns: Sequence[str], skipped: Mapping[str, str]) -> str:
 
 
 def upscale_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.PathLike[str],
-                 device: str | torch.device = "cpu") -> Path:
+                 device: str | torch.device = "cpu", overwrite: bool = True) -> Path:
     """Upscale one image file (greyscale is read as RGB) and save the 8-bit result (PNG recommended)."""
     dev = torch.device(device)
     lr = uint8_to_tensor(load_image_uint8(src)).to(dev)
     with torch.no_grad():
         sr = model.to(dev).eval()(lr).float().clamp_(0.0, 1.0)
-    return save_image(sr.cpu(), dst)
+    return save_image(sr.cpu(), dst, overwrite=overwrite)
 
 
 __all__ = [

@@ -234,7 +234,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | os.PathLike[str], *, resume
     elif out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"output directory {out} is not empty. Pass --resume to continue the experiment "
                                 "there, --overwrite to start it afresh, or choose another --out.")
-    out = prepare_out_dir(out, True)
+    out = prepare_out_dir(out, overwrite, keep=resume, owned=("experiment.json",))  # fresh: the old run goes
     runs = out / "runs"
     stages = cfg.stage_configs(runs)
     write_json(out / "experiment.json", {"config": cfg.to_dict(), "selection": sel_info,

@@ -279,7 +279,7 @@ def _prepare_run_folder(paths: RunPaths, resume: bool, overwrite: bool) -> dict[
         )
     if resume:
         log.info("--resume: no checkpoint in %s yet; starting from step 0", paths.out)
-    prepare_out_dir(paths.out, overwrite or resume)
+    prepare_out_dir(paths.out, overwrite, keep=resume, owned=("log.csv", "checkpoints", "final.pt"))
     for stale in (paths.last, paths.final, paths.summary):  # an --overwrite'd run must not resume from these
         stale.unlink(missing_ok=True)
     return None

@@ -16,7 +16,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from psychofeat.errors import InputError, OutputExistsError, WeightsError
-from psychofeat.images import IMAGE_SUFFIXES, list_images
+from psychofeat.images import IMAGE_SUFFIXES, list_images, skip_reason
+from psychofeat.io import check_output_file
 from psychofeat.sr.model import SRResNet
 
 
@@ -26,6 +27,7 @@ class UpscalePlan:
 
     jobs: list[tuple[Path, Path]]
     skipped: list[str] = field(default_factory=list)
+    overwrite: bool = False  # without it each output is created exclusively (never replaces a file made meanwhile)
 
 
 def _check_decodable(path: Path) -> None:
@@ -45,7 +47,7 @@ def plan_upscale(src: str | os.PathLike[str], dst: str | os.PathLike[str], overw
         if dst.exists() and not dst.is_dir():
             raise InputError(f"IN {src} is a folder, so OUT must be a folder too, but {dst} is a file.")
         images, others = list_images(src)
-        skipped = [f"{p.name} (not an image file)" for p in others]
+        skipped = [f"{p.name} ({skip_reason(p)})" for p in others]
         if not images:
             raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {src}"
                              + (f"; it holds {', '.join(s.split(' ')[0] for s in skipped[:5])}" if skipped else "")
@@ -68,7 +70,9 @@ def plan_upscale(src: str | os.PathLike[str], dst: str | os.PathLike[str], overw
     if clash and not overwrite:
         raise OutputExistsError(f"{len(clash)} output file(s) exist, e.g. {clash[0]}; pass --overwrite to replace "
                                 "them.")
-    return UpscalePlan(jobs, skipped)
+    for _, d in jobs:
+        check_output_file(d, overwrite)  # a folder, device, link or fifo in the way; an unwritable place
+    return UpscalePlan(jobs, skipped, overwrite)
 
 
 def load_upscaler(checkpoint: str | os.PathLike[str], scale: int | None = 4) -> SRResNet:
@@ -93,8 +97,7 @@ def upscale_files(model: torch.nn.Module, plan: UpscalePlan, device: str | torch
 
     written = []
     for s, d in tqdm(plan.jobs, desc="upscale", unit="img", disable=None if progress else True):
-        d.parent.mkdir(parents=True, exist_ok=True)
-        written.append(upscale_file(model, s, d, device=device))
+        written.append(upscale_file(model, s, d, device=device, overwrite=plan.overwrite))
     return written
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from psychofeat.config import cache_home
-from psychofeat.errors import WeightsError
+from psychofeat.errors import DamagedWeightsError, WeightsError
 from psychofeat.io import atomic_path, read_json, sha256_file, write_json
 
 
@@ -31,14 +31,28 @@ def manifest_path(pth: Path) -> Path:
 
 
 def read_manifest(pth: Path) -> dict[str, Any] | None:
-    m = manifest_path(pth)
+    return _read(manifest_path(pth), "cache manifest", "delete it and re-import the weights")
+
+
+def sidecar_manifest(pth: Path) -> dict[str, Any] | None:
+    """The manifest beside a user's weights file: `PATH.json` (e.g. `my.pth.json`, as docs/weights.md says), else
+    `PATH` with its suffix replaced (`my.json`, the cache's own naming); None when there is neither."""
+    for m in (pth.with_name(pth.name + ".json"), manifest_path(pth)):
+        if m.is_file():
+            return _read(m, "sidecar manifest", "fix or delete it")
+    return None
+
+
+def _read(m: Path, what: str, fix: str) -> dict[str, Any] | None:
     if not m.is_file():
         return None
     try:
         data = read_json(m)
-    except ValueError as exc:
-        raise WeightsError(f"cache manifest {m} is corrupt ({exc}); delete it and re-import the weights.") from exc
-    return data if isinstance(data, dict) else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DamagedWeightsError(f"{what} {m} is corrupt ({exc}); {fix}.") from exc
+    if not isinstance(data, dict):
+        raise WeightsError(f"{what} {m} is not a JSON object; {fix}.")
+    return data
 
 
 def write_entry(
@@ -68,7 +82,7 @@ def verify_entry(pth: Path) -> dict[str, Any] | None:
         return None
     actual = sha256_file(pth)
     if manifest.get("sha256") != actual:
-        raise WeightsError(
+        raise DamagedWeightsError(
             f"cached weights {pth} are corrupt: sha256 {actual[:12]}… but the manifest records "
             f"{str(manifest.get('sha256'))[:12]}…. Delete {pth} and run `psychofeat weights import` again."
         )

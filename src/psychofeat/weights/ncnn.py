@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psychofeat.errors import WeightsError
+from psychofeat.errors import DamagedWeightsError, WeightsError
 
 NCNN_MAGIC = 7767517
 TAG_FP16 = 0x01306B47
@@ -175,7 +175,8 @@ def _read_conv(blob: _Blob, layer: NcnnLayer) -> NcnnConv:
     if has_bias:
         bias = np.frombuffer(blob.take(4 * out_c, layer.name, f"{out_c} fp32 biases"), dtype="<f4").astype(np.float32)
     if not np.isfinite(weight).all() or (bias is not None and not np.isfinite(bias).all()):
-        raise WeightsError(f"{blob.path}: layer {layer.name!r} contains NaN or infinite values; the file is corrupt.")
+        raise DamagedWeightsError(f"{blob.path}: layer {layer.name!r} contains NaN or infinite values; the file is "
+                                  "corrupt.")
     sw = layer.get(3, 1)
     pw = layer.get(4, 0)
     dw = layer.get(2, 1)

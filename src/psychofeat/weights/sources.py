@@ -67,7 +67,7 @@ def obtain(
     hint = f" Import them with `{source.import_hint}`." if source.import_hint else ""
     raise WeightsError(
         f"could not obtain the {source.name!r} weights ({source.description}). Tried: " + "; ".join(tried) + "." + hint
-        + " Or pass --weights PATH to a .pth state dict."
+        + " Commands with a --weights option also take a .pth state dict there (--weights PATH)."
     )
 
 

@@ -9,28 +9,38 @@ from pathlib import Path
 
 import torch
 
-from psychofeat.errors import WeightsError
+from psychofeat.errors import DamagedWeightsError, WeightsError
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a `.pth` state dict (weights only; no code is executed). Corrupt/truncated files are refused clearly."""
+    """Read a `.pth` state dict (weights only; no code is executed). A file that is missing, corrupt, truncated or
+    not a state dict at all (an image, a text file, a pickle of something else) is refused clearly, whatever
+    exception `torch.load` raises for it (it raises KeyError, for one, on plain text)."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights file {path} is a folder; give the .pth file itself.")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist.")
     if path.stat().st_size == 0:
-        raise WeightsError(f"weights file {path} is empty.")
+        raise DamagedWeightsError(f"weights file {path} is empty.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise WeightsError(
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError,
+            IndexError, TypeError, AttributeError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise DamagedWeightsError(
             f"cannot read weights file {path}: it is corrupt, truncated or not a torch state dict "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            "Expected a .pth file saved with torch.save(state_dict)."
+            f"({type(exc).__name__}: {first}). Expected a .pth file saved with torch.save(state_dict)."
         ) from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"weights file {path} does not hold a state dict (a mapping of names to tensors).")
+        raise DamagedWeightsError(f"weights file {path} does not hold a state dict (a mapping of names to tensors); "
+                                  "expected a .pth file saved with torch.save(model.state_dict()).")
+    meta = [k for k, v in obj.items() if v.is_meta]
+    if meta:
+        raise DamagedWeightsError(f"weights file {path} holds meta tensors (shapes without values), e.g. {meta[0]!r}; "
+                                  "save the state dict of a materialised model.")
     return dict(obj)
 
 
@@ -55,7 +65,8 @@ def check_state_dict(
         if not got[name].is_floating_point() and ref.is_floating_point():
             raise WeightsError(f"{what}: parameter {name!r} has dtype {got[name].dtype}, expected floating point.")
         if got[name].is_floating_point() and not torch.isfinite(got[name]).all():
-            raise WeightsError(f"{what}: parameter {name!r} contains NaN or infinite values; the file is corrupt.")
+            raise DamagedWeightsError(f"{what}: parameter {name!r} contains NaN or infinite values; the file is "
+                                      "corrupt.")
     extra = [k for k in got if k not in expected and not k.startswith(allow_unexpected_prefixes)]
     if extra:
         raise WeightsError(

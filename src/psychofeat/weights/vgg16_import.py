@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from psychofeat.backbones.base import CAFFE_VGG
-from psychofeat.errors import WeightsError
+from psychofeat.errors import DamagedWeightsError, WeightsError
 from psychofeat.io import sha256_bytes, sha256_file
 from psychofeat.weights.cache import write_entry
 
@@ -90,7 +90,11 @@ def state_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
     except ImportError as exc:
         raise WeightsError("reading Keras .h5 files needs h5py: pip install h5py") from exc
     state: dict[str, torch.Tensor] = {}
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:  # h5py's error for a truncated or non-HDF5 file
+        raise DamagedWeightsError(f"{path} is not a readable HDF5 (Keras .h5) file ({exc}); is it truncated?") from exc
+    with f:
         root = f["model_weights"] if "model_weights" in f else f
         for block, conv, idx in CONVS:
             name = f"block{block}_conv{conv}"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from psychofeat.cli.common import add_out_args, csv_list
+from psychofeat.cli.common import (
+    add_out_args,
+    batch_arg,
+    csv_list,
+    device_arg,
+    ppd_arg,
+    seed_arg,
+    size_arg,
+)
 from psychofeat.errors import InputError
 
 
@@ -21,16 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="comma-separated networks (default vgg16,squeezenet1_1,efficientnet_lite0)")
     p.add_argument("--controls", default="random,shuffled",
                    help="comma-separated controls: random, shuffled (default both)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the controls (default 0: random:0, shuffled:0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the controls (default 0: random:0, shuffled:0)")
     p.add_argument("--layers-per-model", default=None, metavar="SPEC",
                    help="layers per network, e.g. 'vgg16=relu1_2,relu3_3;squeezenet1_1=fire2,fire9' "
                    "(default: each network's default analysis layers)")
-    p.add_argument("--size", type=int, default=224,
+    p.add_argument("--size", type=size_arg, default=224,
                    help="stimulus size in pixels (default 224; 128 runs ~3x faster, see docs/zoo.md)")
-    p.add_argument("--ppd", type=float, default=60.0, help="pixels per visual degree (default 60)")
+    p.add_argument("--ppd", type=ppd_arg, default=60.0, help="pixels per visual degree (default 60)")
     p.add_argument("--csf", default="barten", help="CSF model weighting mu1 (default barten)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=batch_arg, default=16,
+                   help="stimuli per forward pass (default 16); lower it to use less memory")
+    p.add_argument("--device", default="cpu", type=device_arg, help="torch device (default cpu)")
     add_out_args(p, "out/compare")
     p.set_defaults(func=run)
 
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from psychofeat.experiments.analyze import AnalysisConfig
     from psychofeat.experiments.compare import CompareConfig, headline, run_compare, write_outputs
-    from psychofeat.io import prepare_out_dir, provenance
+    from psychofeat.io import provenance, run_folder
+    from psychofeat.resources import check_memory, stimulus_batch_bytes
     from psychofeat.stimuli import ProbeProtocol
 
     config = CompareConfig(
@@ -65,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
         analysis=AnalysisConfig(protocol=ProbeProtocol(ppd=args.ppd, size=args.size), csf=args.csf,
                                 batch_size=args.batch_size),
     )
-    out = prepare_out_dir(args.out, args.overwrite)
-    result = run_compare(config, device=args.device, log=lambda s: print(s, file=sys.stderr))
-    write_outputs(result, out, provenance())
+    check_memory(stimulus_batch_bytes(args.size, args.batch_size), f"compare at --size {args.size} with "
+                 f"--batch-size {args.batch_size}", "lower --size or --batch-size.")
+    with run_folder(args.out, args.overwrite) as run:  # built beside --out, swapped in whole at the end
+        result = run_compare(config, device=args.device, log=lambda s: print(s, file=sys.stderr))
+        write_outputs(result, run.path, provenance())
+    out = run.target
     print(headline(result.tests).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\ntotal {result.info['timing_s']['total']:.0f} s; wrote {out}/comparison.csv, report.html")
     return 0

@@ -6,7 +6,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from psychofeat.cli.common import add_model_args, add_out_args, csv_list, show_help
+from psychofeat.cli.common import (
+    add_model_args,
+    add_out_args,
+    batch_arg,
+    count_arg,
+    csv_list,
+    device_arg,
+    float_in,
+    fraction_arg,
+    nonnegative_float,
+    positive_float,
+    ppd_arg,
+    show_help,
+    size_arg,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +56,7 @@ def _register_csf_check(hvs_sub: Any) -> None:
     p.add_argument("--models", default=None, help="comma-separated CSF models (default: all; see psychofeat.csf)")
     p.add_argument(
         "--achromatic-max-angle",
-        type=float,
+        type=float_in(0.0, 90.0),
         default=5.0,
         metavar="DEG",
         help="a row is achromatic when its cone-contrast vector is within DEG of (1,1,1) (default 5; docs/csf.md)",
@@ -68,8 +82,8 @@ def _csf_check(args: argparse.Namespace) -> int:
 
 
 def _add_display_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ppd", type=float, default=60.0, help="pixels per visual degree (default 60, as the analysis)")
-    p.add_argument("--size", type=int, default=224, help="image size in pixels (default 224, as the analysis)")
+    p.add_argument("--ppd", type=ppd_arg, default=60.0, help="pixels per visual degree (default 60, as the analysis)")
+    p.add_argument("--size", type=size_arg, default=224, help="image size in pixels (default 224, as the analysis)")
 
 
 def _register_network_csf(hvs_sub: Any) -> None:
@@ -89,21 +103,23 @@ def _register_network_csf(hvs_sub: Any) -> None:
     p.add_argument("--layers", default=None, help="comma-separated layers (default: the model's analysis layers, "
                    "for vgg16 the 13 ReLU layers)")
     _add_display_args(p)
-    p.add_argument("--n-freq", type=int, default=24, help="frequencies, log-spaced 0.5 cpd to 0.45·ppd (default 24)")
-    p.add_argument("--n-phase", type=int, default=4,
+    p.add_argument("--n-freq", type=count_arg, default=24,
+                   help="frequencies, log-spaced 0.5 cpd to 0.45·ppd (default 24)")
+    p.add_argument("--n-phase", type=count_arg, default=4,
                    help="equally spaced phases combined by RMS (default 4; at least 3)")
     p.add_argument("--freq-stimulus", choices=["radial", "linear"], default="radial",
                    help="radial gratings (default, as the analysis) or linear gratings over all orientations")
-    p.add_argument("--criterion", type=float, default=0.01,
+    p.add_argument("--criterion", type=positive_float, default=0.01,
                    help="relative response change at threshold, ||a(grating) - a(gray)|| / ||a(gray)|| (default 0.01)")
     p.add_argument("--response", choices=["map", "means"], default="map",
                    help="compare whole feature maps (default) or channel means")
     p.add_argument("--csf", default="castle", help="human CSF to compare with (default castle)")
-    p.add_argument("--luminance", type=float, default=100.0, help="display luminance in cd/m² (default 100)")
-    p.add_argument("--contrast-min", type=float, default=1e-5, help="lower end of the contrast search (default 1e-5)")
-    p.add_argument("--steps", type=int, default=8, help="bisection steps (default 8; log10 bracket 5/2^steps)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
+    p.add_argument("--luminance", type=positive_float, default=100.0, help="display luminance in cd/m² (default 100)")
+    p.add_argument("--contrast-min", type=float_in(0.0, 1.0, lo_open=True, hi_open=True), default=1e-5,
+                   help="lower end of the contrast search (default 1e-5)")
+    p.add_argument("--steps", type=count_arg, default=8, help="bisection steps (default 8; log10 bracket 5/2^steps)")
+    p.add_argument("--batch-size", type=batch_arg, default=16, help="images per forward pass (default 16)")
+    p.add_argument("--device", default="cpu", type=device_arg, help="torch device, e.g. cpu, cuda (default cpu)")
     add_out_args(p, default="out/hvs/network_csf")
     p.set_defaults(func=_network_csf)
 
@@ -143,17 +159,18 @@ def _register_detect(hvs_sub: Any) -> None:
                    "zoo (other loadable models), psnr, ssim; 'all' (default) = "
                    "vgg16, vgg16:mse, vgg16:layers, vgg16:random, zoo, psnr, ssim, and pe when --selection is given")
     p.add_argument("--selection", default=None, help="selection.json written by `psychofeat analyze` (for 'pe')")
-    p.add_argument("--seeds", type=int, default=20, help="random-k selections (seeds 0..N-1, default 20)")
-    p.add_argument("--fraction", type=float, default=None, help="fraction k of each layer (default: the selection's)")
+    p.add_argument("--seeds", type=count_arg, default=20, help="random-k selections (seeds 0..N-1, default 20)")
+    p.add_argument("--fraction", type=fraction_arg, default=None,
+                   help="fraction k of each layer (default: the selection's)")
     p.add_argument("--datasets", default="all", help="'all' (default), 'modelfest', or one dataset id")
     _add_display_args(p)
-    p.add_argument("--min-luminance", type=float, default=10.0,
+    p.add_argument("--min-luminance", type=nonnegative_float, default=10.0,
                    help="skip rows whose background is darker than this (cd/m², default 10: photopic)")
-    p.add_argument("--width", type=float, default=2.5,
+    p.add_argument("--width", type=positive_float, default=2.5,
                    help="search bracket: human threshold ÷/× 10^WIDTH (default 2.5)")
-    p.add_argument("--steps", type=int, default=6, help="bisection steps (default 6, then log-log interpolation)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
+    p.add_argument("--steps", type=count_arg, default=6, help="bisection steps (default 6, then log-log interpolation)")
+    p.add_argument("--batch-size", type=batch_arg, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--device", default="cpu", type=device_arg, help="torch device, e.g. cpu, cuda (default cpu)")
     add_out_args(p, default="out/hvs/detect")
     p.set_defaults(func=_detect)
 

@@ -11,8 +11,15 @@ from psychofeat.cli.common import (
     add_model_args,
     add_out_args,
     add_threads_arg,
+    count0_arg,
+    count_arg,
     csv_list,
+    fraction_arg,
+    nonnegative_float,
+    positive_float,
+    seed_arg,
     set_threads,
+    size_arg,
 )
 
 if TYPE_CHECKING:
@@ -36,25 +43,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--layers", default=None,
                    help="comma-separated layers, each inverted alone (default relu1_2,relu2_2,relu3_3,relu4_3)")
     p.add_argument("--no-combined", action="store_true", help="skip the run over all --layers together")
-    p.add_argument("--fraction", type=float, default=None, help="k as a fraction of each layer's channels (0.25)")
-    p.add_argument("--seeds", type=int, default=None, help="random-k seeds 0..N-1 (default 2)")
+    p.add_argument("--fraction", type=fraction_arg, default=None,
+                   help="k as a fraction of each layer's channels (0.25)")
+    p.add_argument("--seeds", type=count0_arg, default=None, help="random-k seeds 0..N-1 (default 2)")
     p.add_argument("--mode", choices=["mse", "normalized"], default=None,
                    help="distance optimised: mse (feature matching, default) or normalized")
-    p.add_argument("--steps", type=int, default=None, help="Adam steps per inversion (default 100)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine-decayed to 0 (default 0.1)")
+    p.add_argument("--steps", type=count_arg, default=None, help="Adam steps per inversion (default 100)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="Adam learning rate, cosine-decayed to 0 (default 0.1)")
     p.add_argument("--param", choices=["clamp", "sigmoid"], default=None,
                    help="how pixels stay in [0, 1]: projection after each step (clamp, default) or x = sigmoid(z)")
-    p.add_argument("--tv", type=float, default=None, help="weight of a total-variation prior (default 0: none)")
-    p.add_argument("--noise", type=float, default=None, help="s.d. of the start's noise around grey (default 0.02)")
-    p.add_argument("--init-seed", type=int, default=None, help="seed of the start's noise (default 0)")
+    p.add_argument("--tv", type=nonnegative_float, default=None,
+                   help="weight of a total-variation prior (default 0: none)")
+    p.add_argument("--noise", type=nonnegative_float, default=None,
+                   help="s.d. of the start's noise around grey (default 0.02)")
+    p.add_argument("--init-seed", type=seed_arg, default=None, help="seed of the start's noise (default 0)")
     p.add_argument("--images", default=None, help="folder of images (default: Kodak24 from the shared data)")
-    p.add_argument("--n-images", type=int, default=None, help="images used (default 8)")
-    p.add_argument("--size", type=int, default=None, help="side of the centre square, resized, in px (default 96)")
+    p.add_argument("--n-images", type=count_arg, default=None, help="images used (default 8)")
+    p.add_argument("--size", type=size_arg, default=None, help="side of the centre square, resized, in px (default 96)")
     p.add_argument("--perceptual", default=None,
                    help="networks whose all-channel distance scores the results "
                    "(default squeezenet1_1,efficientnet_lite0,vgg16)")
-    p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples of the paired CIs (default 2000)")
-    p.add_argument("--report-images", type=int, default=None, help="images shown per layer in report.html (4)")
+    p.add_argument("--n-boot", type=count0_arg, default=None,
+                   help="bootstrap resamples of the paired CIs (default 2000)")
+    p.add_argument("--report-images", type=count0_arg, default=None, help="images shown per layer in report.html (4)")
     p.add_argument("--quick", action="store_true", help="2 images, relu2_2, 10 steps, 64 px: a smoke run")
     p.add_argument("--resume", action="store_true",
                    help="reuse the finished inversions of an interrupted run in --out (same settings)")

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from psychofeat.cli.common import add_device_args, add_model_args, add_out_args, csv_list
+from psychofeat.cli.common import (
+    add_device_args,
+    add_model_args,
+    add_out_args,
+    count0_arg,
+    count_arg,
+    csv_list,
+    fraction_arg,
+    seed_arg,
+    size_arg,
+    threads_arg,
+)
 
 if TYPE_CHECKING:
     from psychofeat.experiments.iqa import IqaConfig
@@ -21,18 +32,18 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="selection.json of `psychofeat analyze` for the same --model/--weights (default: analyse "
                    "the network first with default settings; its outputs go to OUT/analyze/)")
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all layers of the selection)")
-    p.add_argument("--fraction", type=float, default=0.25,
+    p.add_argument("--fraction", type=fraction_arg, default=0.25,
                    help="k as a fraction of each layer's channels (default 0.25)")
-    p.add_argument("--seeds", type=int, default=20, help="random-k seeds 0..N-1 (default 20)")
+    p.add_argument("--seeds", type=count_arg, default=20, help="random-k seeds 0..N-1 (default 20)")
     p.add_argument("--mode", choices=["normalized", "mse"], default="normalized",
                    help="normalized (unit norm across the selected channels, default) or mse")
-    p.add_argument("--resize", type=int, default=None, metavar="SHORT_SIDE",
+    p.add_argument("--resize", type=size_arg, default=None, metavar="SHORT_SIDE",
                    help="scale both images so the short side has this many pixels (antialiased bicubic; "
                    "default: native size)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
-    p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
+    p.add_argument("--n-boot", type=count0_arg, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    p.add_argument("--boot-seed", type=seed_arg, default=0, help="seed of the bootstrap resamples (default 0)")
     add_device_args(p)
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=threads_arg, default=None,
                    help="CPU threads of the forward passes (default: torch's, = the cores); the rest of the work "
                    "is single-threaded. Use 1 when the cores are shared with other jobs (docs/iqa.md)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -61,8 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(c)
     c.add_argument("--fractions", default=None,
                    help="k values of the agreement-vs-k curve (default 0.05,0.1,0.25,0.5,0.75,1)")
-    c.add_argument("--permutations", type=int, default=10_000, help="permutations of each test (default 10000)")
-    c.add_argument("--perm-seed", type=int, default=0, help="seed of the permutations (default 0)")
+    c.add_argument("--permutations", type=count_arg, default=10_000, help="permutations of each test (default 10000)")
+    c.add_argument("--perm-seed", type=seed_arg, default=0, help="seed of the permutations (default 0)")
     add_out_args(c, "out/iqa-claim")
     c.set_defaults(func=run, claim=True)
 
@@ -92,12 +103,16 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from psychofeat.experiments.iqa import results_table, run_iqa, write_outputs
-    from psychofeat.io import prepare_out_dir
+    from psychofeat.io import run_folder
 
     config = config_from_args(args)
-    out = prepare_out_dir(args.out, args.overwrite)
-    result = run_iqa(config, analyze_out=out / "analyze", log=lambda s: print(s, file=sys.stderr))
-    write_outputs(result, out, report=not args.no_report)
+    with run_folder(args.out, args.overwrite) as run:  # built beside --out, swapped in whole at the end
+        result = run_iqa(config, analyze_out=run.path / "analyze", log=lambda s: print(s, file=sys.stderr))
+        source = result.info.get("selection_source") or {}
+        if source.get("generated_by_this_run") and source.get("path"):
+            source["path"] = str(run.final(source["path"]))  # where it will be, not the folder being built
+        write_outputs(result, run.path, report=not args.no_report)
+    out = run.target
     table = results_table(result.results)[["metric", "srcc", "srcc_lo", "srcc_hi", "srcc_sd", "plcc", "krcc"]]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
     if result.claim is not None:

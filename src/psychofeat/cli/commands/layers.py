@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from psychofeat.cli.common import size_arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
@@ -24,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="weights to load and check (default random:0: shapes do not depend on weights); "
         "'imagenet', 'random[:SEED]', 'shuffled[:SEED]' or a .pth path",
     )
-    p.add_argument("--size", type=int, default=224, help="input size in pixels for the spatial sizes (default 224)")
+    p.add_argument("--size", type=size_arg, default=224,
+                   help="input size in pixels for the spatial sizes (default 224)")
     p.set_defaults(func=run)
 
 
@@ -53,8 +56,10 @@ def list_models() -> str:
 def layer_rows(model: str, weights: str | None, size: int) -> tuple[str, list[list[str]]]:
     from psychofeat.backbones.external import trace_layers
     from psychofeat.backbones.registry import load_backbone
+    from psychofeat.resources import check_memory, stimulus_batch_bytes
 
     b = load_backbone(model, weights=weights if weights is not None else "random:0")
+    check_memory(stimulus_batch_bytes(size, 1), f"tracing {b.name} at --size {size}", "lower --size.")
     traced = trace_layers(b.net, size)
     defaults = {b.canonical_layer(layer) for layer in b.default_layers}
     rows = []
@@ -64,7 +69,9 @@ def layer_rows(model: str, weights: str | None, size: int) -> tuple[str, list[li
             continue
         _n, c, h, w = t.shape
         rows.append([human, path, str(c), f"{h}x{w}", "*" if human in defaults else ""])
-    head = f"# {b.name}: weights {b.weights_info.source}, preprocessing {b.preprocessing.name}, input {size}x{size}"
+    why = "" if weights is not None else " (shapes only: they do not depend on the weights; --weights checks a file)"
+    head = (f"# {b.name}: weights {b.weights_info.source}{why}, preprocessing {b.preprocessing.name}, "
+            f"input {size}x{size}")
     return head, rows
 
 

@@ -8,7 +8,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from psychofeat.cli.common import csv_list, show_help
+from psychofeat.cli.common import (
+    batch_arg,
+    count0_arg,
+    count_arg,
+    csv_list,
+    device_arg,
+    fraction_arg,
+    nonnegative_float,
+    positive_float,
+    seed_arg,
+    show_help,
+    size_arg,
+)
 
 if TYPE_CHECKING:
     from psychofeat.sr.train import TrainConfig
@@ -46,23 +58,25 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--selection", default=None, help="selection.json with per-channel scores (top/bottom/random)")
     g.add_argument("--layers", type=csv_list, default=None,
                    help="comma-separated backbone layers (default: the selection's, else the backbone's metric layers)")
-    g.add_argument("--lambda", dest="lam", type=float, default=1.0, help="feature-term weight λ (default 1)")
-    g.add_argument("--frac", type=float, default=0.25, help="fraction of each layer's channels kept (default 0.25)")
-    g.add_argument("--selection-seed", type=int, default=0, help="seed of the random-k selection (default 0)")
+    g.add_argument("--lambda", dest="lam", type=nonnegative_float, default=1.0,
+                   help="feature-term weight λ (default 1)")
+    g.add_argument("--frac", type=fraction_arg, default=0.25,
+                   help="fraction of each layer's channels kept (default 0.25)")
+    g.add_argument("--selection-seed", type=seed_arg, default=0, help="seed of the random-k selection (default 0)")
     g.add_argument("--feature-mode", default="normalized", choices=["normalized", "mse"],
                    help="feature distance: unit-normalised channels (default) or plain feature MSE")
     g.add_argument("--backbone", default="vgg16", help="loss network (default vgg16)")
     g.add_argument("--backbone-weights", default=None, help="loss network weights source (default: ImageNet)")
     o = t.add_argument_group("optimisation")
-    o.add_argument("--steps", type=int, required=True, help="total optimisation steps")
-    o.add_argument("--batch", type=int, default=16, help="global batch of patch pairs (default 16)")
-    o.add_argument("--patch", type=int, default=96, help="HR patch size; LR is patch/4 (default 96)")
-    o.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    o.add_argument("--seed", type=int, default=0, help="seed of initial weights and patch sampling (default 0)")
+    o.add_argument("--steps", type=count_arg, required=True, help="total optimisation steps")
+    o.add_argument("--batch", type=batch_arg, default=16, help="global batch of patch pairs (default 16)")
+    o.add_argument("--patch", type=size_arg, default=96, help="HR patch size; LR is patch/4 (default 96)")
+    o.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    o.add_argument("--seed", type=seed_arg, default=0, help="seed of initial weights and patch sampling (default 0)")
     o.add_argument("--init", default=None, help="checkpoint to start from (stage-2 fine-tuning)")
     m = t.add_argument_group("model and data")
-    m.add_argument("--blocks", type=int, default=None, help="residual blocks (default 16)")
-    m.add_argument("--channels", type=int, default=None, help="feature channels (default 64)")
+    m.add_argument("--blocks", type=count_arg, default=None, help="residual blocks (default 16)")
+    m.add_argument("--channels", type=count_arg, default=None, help="feature channels (default 64)")
     m.add_argument("--no-bn", dest="bn", action="store_const", const=False, default=None,
                    help="drop BatchNorm (MSRResNet-style)")
     m.add_argument("--include-jpeg", action="store_true", help="also train on the JPEG Sun-Hays80 images")
@@ -71,9 +85,10 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="run folder (log.csv, checkpoints/, final.pt)")
     r.add_argument("--overwrite", action="store_true", help="allow a non-empty --out for a fresh run")
     r.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt if present")
-    r.add_argument("--ckpt-every", type=int, default=500, help="checkpoint interval in steps (default 500)")
-    r.add_argument("--log-every", type=int, default=10, help="log interval in steps (default 10)")
-    r.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun each rank uses cuda:LOCAL_RANK)")
+    r.add_argument("--ckpt-every", type=count_arg, default=500, help="checkpoint interval in steps (default 500)")
+    r.add_argument("--log-every", type=count_arg, default=10, help="log interval in steps (default 10)")
+    r.add_argument("--device", default="cpu", type=device_arg,
+                   help="cpu or cuda (under torchrun each rank uses cuda:LOCAL_RANK)")
     r.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision: auto = bf16 on CUDA, off on CPU")
     r.add_argument("--deterministic", action="store_true",
@@ -91,9 +106,10 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="output folder (results.csv, summary.csv, report.html)")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     e.add_argument("--label", default="srresnet", help="method name in the tables (default srresnet)")
-    e.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    e.add_argument("--limit", type=int, default=None, help="only the first N images of each set (smoke tests)")
-    e.add_argument("--examples", type=int, default=1, help="images per set shown as crops in the report (default 1)")
+    e.add_argument("--device", default="cpu", type=device_arg, help="torch device (default cpu)")
+    e.add_argument("--limit", type=count_arg, default=None, help="only the first N images of each set (smoke tests)")
+    e.add_argument("--examples", type=count0_arg, default=1,
+                   help="images per set shown as crops in the report (default 1)")
     add_perceptual_arg(e)
     e.set_defaults(func=_eval)
 
@@ -121,8 +137,8 @@ def _register_upscale(sub: argparse._SubParsersAction) -> None:
     u.add_argument("input", metavar="IN", help="image file or folder")
     u.add_argument("output", metavar="OUT", help="output file (PNG recommended) or folder")
     u.add_argument("--checkpoint", required=True, help="a checkpoint written by `psychofeat sr train`")
-    u.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    u.add_argument("--scale", type=int, default=4, help="the checkpoint's scale must be this (default 4)")
+    u.add_argument("--device", default="cpu", type=device_arg, help="torch device (default cpu)")
+    u.add_argument("--scale", type=count_arg, default=4, help="the checkpoint's scale must be this (default 4)")
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
     u.set_defaults(func=_upscale)
 
@@ -149,28 +165,29 @@ def _register_experiment(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out")
     x.add_argument("--overwrite", action="store_true", help="start afresh in a non-empty --out")
     o = x.add_argument_group("overrides (default: the preset's value)")
-    o.add_argument("--stage1-steps", type=int, default=None, help="pixel-loss steps (GPU preset 5000)")
-    o.add_argument("--stage2-steps", type=int, default=None, help="steps of each fine-tuning (GPU preset 2500)")
-    o.add_argument("--batch", type=int, default=None, help="global batch (GPU preset 16)")
-    o.add_argument("--patch", type=int, default=None, help="HR patch size (GPU preset 96)")
-    o.add_argument("--stage1-lr", type=float, default=None, help="stage-1 Adam learning rate (2e-4)")
-    o.add_argument("--stage2-lr", type=float, default=None, help="stage-2 Adam learning rate (1e-4)")
-    o.add_argument("--lambda", dest="lam", type=float, default=None, help="feature-term weight λ (0.1)")
+    o.add_argument("--stage1-steps", type=count_arg, default=None, help="pixel-loss steps (GPU preset 5000)")
+    o.add_argument("--stage2-steps", type=count_arg, default=None, help="steps of each fine-tuning (GPU preset 2500)")
+    o.add_argument("--batch", type=batch_arg, default=None, help="global batch (GPU preset 16)")
+    o.add_argument("--patch", type=size_arg, default=None, help="HR patch size (GPU preset 96)")
+    o.add_argument("--stage1-lr", type=positive_float, default=None, help="stage-1 Adam learning rate (2e-4)")
+    o.add_argument("--stage2-lr", type=positive_float, default=None, help="stage-2 Adam learning rate (1e-4)")
+    o.add_argument("--lambda", dest="lam", type=nonnegative_float, default=None, help="feature-term weight λ (0.1)")
     o.add_argument("--layers", type=csv_list, default=None, help="loss layers (relu2_2,relu3_3,relu4_3)")
     o.add_argument("--feature-mode", default=None, choices=["normalized", "mse"], help="distance mode (normalized)")
-    o.add_argument("--frac", type=float, default=None, help="fraction of each layer's channels kept (0.25)")
-    o.add_argument("--selection-seed", type=int, default=None, help="seed of the random-k selection (0)")
-    o.add_argument("--seed", type=int, default=None, help="seed of weights and patch sampling (0)")
-    o.add_argument("--blocks", dest="n_blocks", type=int, default=None, help="SRResNet residual blocks (16)")
-    o.add_argument("--channels", type=int, default=None, help="SRResNet channels (64)")
+    o.add_argument("--frac", type=fraction_arg, default=None, help="fraction of each layer's channels kept (0.25)")
+    o.add_argument("--selection-seed", type=seed_arg, default=None, help="seed of the random-k selection (0)")
+    o.add_argument("--seed", type=seed_arg, default=None, help="seed of weights and patch sampling (0)")
+    o.add_argument("--blocks", dest="n_blocks", type=count_arg, default=None, help="SRResNet residual blocks (16)")
+    o.add_argument("--channels", type=count_arg, default=None, help="SRResNet channels (64)")
     o.add_argument("--train-pattern", default=None, help="glob selecting training files (all lossless images)")
     o.add_argument("--sets", type=csv_list, default=None, help="benchmark sets (set5,set14,bsd100; --tiny: set5)")
-    o.add_argument("--limit", type=int, default=None, help="first N images of each set (all)")
-    o.add_argument("--examples", type=int, default=None, help="images per set shown as crops in the report (1)")
-    o.add_argument("--log-every", type=int, default=None, help="log interval in steps (50)")
-    o.add_argument("--ckpt-every", type=int, default=None, help="checkpoint interval in steps (500)")
+    o.add_argument("--limit", type=count_arg, default=None, help="first N images of each set (all)")
+    o.add_argument("--examples", type=count0_arg, default=None, help="images per set shown as crops in the report (1)")
+    o.add_argument("--log-every", type=count_arg, default=None, help="log interval in steps (50)")
+    o.add_argument("--ckpt-every", type=count_arg, default=None, help="checkpoint interval in steps (500)")
     add_perceptual_arg(x, preset=True)
-    x.add_argument("--device", default=None, help="torch device for training and evaluation (default cpu)")
+    x.add_argument("--device", default=None, type=device_arg,
+                   help="torch device for training and evaluation (default cpu)")
     x.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"], help="mixed precision (auto)")
     x.set_defaults(func=_experiment)
 
