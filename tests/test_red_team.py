@@ -184,6 +184,13 @@ CASES: list[tuple[str, Callable[[Path], None] | None, Callable[[Path], list[str]
     ("distance --out a fifo --overwrite", lambda t: os.mkfifo(t / "fifo"), _distance("{tmp}/fifo", "--overwrite"), 2,
      ("fifo",)),
     ("distance --out a folder", lambda t: (t / "d").mkdir(), _distance("{tmp}/d"), 2, ("is a folder",)),
+    # found after landing, not in the list: an empty --layers silently meant "the default layers"
+    ("analyze --layers ''", None, lambda t: ["analyze", "--layers", "", "--out", str(t / "o")], 2,
+     ("--layers", "at least one name")),
+    ("invert --layers ' , '", None, lambda t: ["invert", "--layers", " , ", "--out", str(t / "o")], 2,
+     ("--layers", "at least one name")),
+    ("iqa --layers ''", None, lambda t: ["iqa", "--layers", "", "--out", str(t / "o")], 2,
+     ("--layers", "at least one name")),
     ("distance --out under a file", _setup_file, _distance("{tmp}/file.txt/x.csv"), 2, ("not a folder",)),
     ("distance --out under a dangling link", lambda t: (t / "dl").symlink_to(t / "nowhere"),
      _distance("{tmp}/dl/x.csv"), 2, ("dangling symbolic link",)),

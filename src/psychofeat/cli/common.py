@@ -173,11 +173,21 @@ def set_threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
-def csv_list(text: str | None) -> list[str] | None:
-    """'a,b, c' -> ['a', 'b', 'c']; None stays None."""
-    if text is None:
-        return None
+def csv_list(text: str | list[str] | None) -> list[str] | None:
+    """'a,b, c' -> ['a', 'b', 'c']; None stays None; a list (already parsed by `name_list`) is returned as is."""
+    if text is None or isinstance(text, list):
+        return text
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def name_list(text: str) -> list[str]:
+    """argparse type of options naming layers: 'a,b, c' -> ['a', 'b', 'c']. An empty list is refused: `--layers ""`
+    must not silently mean "the default layers"."""
+    names = csv_list(text) or []
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name, comma-separated (leave the option out for the "
+                                         "default)")
+    return names
 
 
 def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

@@ -15,6 +15,7 @@ from psychofeat.cli.common import (
     count_arg,
     csv_list,
     fraction_arg,
+    name_list,
     positive_float,
     ppd_arg,
     seed_arg,
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "sensitivity (mu1), orientation selectivity (mu2) and Perceptual Efficacy (PE), and select channels.",
     )
     add_model_args(p)
-    p.add_argument("--layers", default=None, help="comma-separated layers (default: the model's analysis layers, "
-                   "for vgg16 the 13 ReLU layers)")
+    p.add_argument("--layers", type=name_list, default=None,
+                   help="comma-separated layers (default: the model's analysis layers, for vgg16 the 13 ReLU layers)")
     p.add_argument("--fast", action="store_true",
                    help="the fast protocol: orientation sweeps with 2 counterphase phases instead of 4 (481 stimuli "
                    "instead of 865) and dtype auto (bf16 only where native). Measured on VGG-16: PE Spearman with "

@@ -15,6 +15,7 @@ from psychofeat.cli.common import (
     device_arg,
     float_in,
     fraction_arg,
+    name_list,
     nonnegative_float,
     positive_float,
     ppd_arg,
@@ -100,8 +101,8 @@ def _register_network_csf(hvs_sub: Any) -> None:
     p.add_argument("--control", default="random",
                    help="a second weights source measured the same way for comparison (default 'random', the "
                    "seeded random initialisation; 'none' to skip)")
-    p.add_argument("--layers", default=None, help="comma-separated layers (default: the model's analysis layers, "
-                   "for vgg16 the 13 ReLU layers)")
+    p.add_argument("--layers", type=name_list, default=None,
+                   help="comma-separated layers (default: the model's analysis layers, for vgg16 the 13 ReLU layers)")
     _add_display_args(p)
     p.add_argument("--n-freq", type=count_arg, default=24,
                    help="frequencies, log-spaced 0.5 cpd to 0.45·ppd (default 24)")

@@ -15,6 +15,7 @@ from psychofeat.cli.common import (
     count_arg,
     csv_list,
     fraction_arg,
+    name_list,
     nonnegative_float,
     positive_float,
     seed_arg,
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="selection.json of `psychofeat analyze` for the same --model/--weights "
                    "(default out/analyze/selection.json)")
     add_model_args(p)
-    p.add_argument("--layers", default=None,
+    p.add_argument("--layers", type=name_list, default=None,
                    help="comma-separated layers, each inverted alone (default relu1_2,relu2_2,relu3_3,relu4_3)")
     p.add_argument("--no-combined", action="store_true", help="skip the run over all --layers together")
     p.add_argument("--fraction", type=fraction_arg, default=None,

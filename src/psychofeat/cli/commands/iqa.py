@@ -13,6 +13,7 @@ from psychofeat.cli.common import (
     count_arg,
     csv_list,
     fraction_arg,
+    name_list,
     seed_arg,
     size_arg,
     threads_arg,
@@ -31,7 +32,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selection", default=None,
                    help="selection.json of `psychofeat analyze` for the same --model/--weights (default: analyse "
                    "the network first with default settings; its outputs go to OUT/analyze/)")
-    p.add_argument("--layers", default=None, help="comma-separated layers (default: all layers of the selection)")
+    p.add_argument("--layers", type=name_list, default=None,
+                   help="comma-separated layers (default: all layers of the selection)")
     p.add_argument("--fraction", type=fraction_arg, default=0.25,
                    help="k as a fraction of each layer's channels (default 0.25)")
     p.add_argument("--seeds", type=count_arg, default=20, help="random-k seeds 0..N-1 (default 20)")

@@ -15,6 +15,7 @@ from psychofeat.cli.common import (
     csv_list,
     device_arg,
     fraction_arg,
+    name_list,
     nonnegative_float,
     positive_float,
     seed_arg,
@@ -56,7 +57,7 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
                    help="pixel = L1; all/top/bottom/random = L1 + λ·feature distance over all channels of --layers "
                    "or the PE top/bottom/random --frac of --selection (default pixel)")
     g.add_argument("--selection", default=None, help="selection.json with per-channel scores (top/bottom/random)")
-    g.add_argument("--layers", type=csv_list, default=None,
+    g.add_argument("--layers", type=name_list, default=None,
                    help="comma-separated backbone layers (default: the selection's, else the backbone's metric layers)")
     g.add_argument("--lambda", dest="lam", type=nonnegative_float, default=1.0,
                    help="feature-term weight λ (default 1)")
@@ -172,7 +173,7 @@ def _register_experiment(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--stage1-lr", type=positive_float, default=None, help="stage-1 Adam learning rate (2e-4)")
     o.add_argument("--stage2-lr", type=positive_float, default=None, help="stage-2 Adam learning rate (1e-4)")
     o.add_argument("--lambda", dest="lam", type=nonnegative_float, default=None, help="feature-term weight λ (0.1)")
-    o.add_argument("--layers", type=csv_list, default=None, help="loss layers (relu2_2,relu3_3,relu4_3)")
+    o.add_argument("--layers", type=name_list, default=None, help="loss layers (relu2_2,relu3_3,relu4_3)")
     o.add_argument("--feature-mode", default=None, choices=["normalized", "mse"], help="distance mode (normalized)")
     o.add_argument("--frac", type=fraction_arg, default=None, help="fraction of each layer's channels kept (0.25)")
     o.add_argument("--selection-seed", type=seed_arg, default=None, help="seed of the random-k selection (0)")
