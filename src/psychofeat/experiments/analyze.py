@@ -112,9 +112,10 @@ def analyze(
     # -- pass 1: uniform field + frequency sweep ------------------------------------------------------
     sweep = frequency_sweep(p)
     stim1 = concat([gray_set(p), sweep])
+    dt = resolve_dtype(dtype, device)  # once: "auto" resolved, an emulated bf16 warned about, the name recorded
     if responses is None:
         def responses(stim: StimulusSet, upto: Sequence[str], desc: str) -> dict[str, np.ndarray]:
-            return probe(backbone, stim, upto, config.batch_size, device, dtype, progress=progress, desc=desc)
+            return probe(backbone, stim, upto, config.batch_size, device, dt, progress=progress, desc=desc)
     resp1 = responses(stim1, names, "frequency sweep")
     counts.append({"pass": "frequency", "n_stimuli": len(stim1), "deepest_layer": names[-1]})
     gray = {k: v[0] for k, v in resp1.items()}
@@ -205,7 +206,7 @@ def analyze(
         "protocol_preset": preset_name(p),
         "csf_at_mid_frequencies": csf.tolist(),
         "device": str(device),
-        "dtype": dtype_name(resolve_dtype(dtype, device)),
+        "dtype": dtype_name(dt),
         "dtype_requested": str(dtype),
         "stimulus_passes": counts,
         "n_stimuli": len(stim1) + stim2_total,
