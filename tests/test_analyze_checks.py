@@ -69,3 +69,12 @@ def test_library_analyze_warns_on_too_small_stimuli() -> None:
     with pytest.warns(UserWarning, match="less than one cycle"):
         result = analyze(backbone, config=config, progress=False)
     assert np.isfinite(result.scores["pe"].to_numpy()).all()
+
+
+def test_too_small_message_reads_well_for_any_size() -> None:
+    """Issue 25's "a 8-px": the message no longer puts an article before the number."""
+    with pytest.raises(InputError, match=r"^the 8-px stimulus at 60 pixels per degree"):
+        ProbeProtocol(size=8).check_holds_lowest_frequency()
+    with pytest.raises(InputError, match=r"got 0\.") as exc:
+        ProbeProtocol(size=np.int64(0))
+    assert "np.int64" not in str(exc.value)
