@@ -1,7 +1,7 @@
 # psychofeat — two commands on a fresh machine:
 #   make report   analyse VGG-16 (original ImageNet weights, 13 ReLU layers) and write out/analyze/report.html
 #   make test     run the test suite
-#   make lint     ruff (lint + import order; configured in pyproject.toml)
+#   make lint     ruff (lint + import order) and mypy (types of src/); both configured in pyproject.toml
 #   make test-kernels  the numerically sensitive tests under other CPUs' kernels (CI runs it)
 # Both create .venv and install what they need (CPU torch 2.13.0 first, so no multi-GB CUDA build is pulled in).
 
@@ -36,6 +36,7 @@ test-kernels: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"

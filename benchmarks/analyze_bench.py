@@ -65,7 +65,7 @@ def bare_forward_seconds(
 
 
 def _timed_analysis(backbone: Any, config: Any, dev: torch.device, dtype: str) -> tuple[Any, float, float]:
-    from psychofeat.experiments.analyze import analyze
+    from psychofeat.analysis import analyze
 
     c = time.process_time()
     t = time.perf_counter()
@@ -79,8 +79,8 @@ def run(device: str = "cpu", weights: str | None = None, batch_size: int = 16,
     """Time the reference analysis (and, with `fast`, the fast one) and the bare forward of each protocol's stimuli;
     compare the two analyses; optionally save the reference selection.json."""
     from psychofeat.agreement import score_agreement
+    from psychofeat.analysis import AnalysisConfig
     from psychofeat.backbones import load_backbone
-    from psychofeat.experiments.analyze import AnalysisConfig
     from psychofeat.precision import dtype_name, resolve_dtype
     from psychofeat.stimuli import fast_protocol
 

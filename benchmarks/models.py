@@ -90,7 +90,7 @@ def top_selection(backbone: Any, selection_path: str | os.PathLike[str] | None, 
         full = Selection.load(selection_path)
         info: dict[str, Any] = {"source": str(Path(selection_path)), "fraction": fraction}
     else:
-        from psychofeat.experiments.analyze import AnalysisConfig, analyze
+        from psychofeat.analysis import AnalysisConfig, analyze
         from psychofeat.stimuli import ProbeProtocol
 
         t = time.perf_counter()

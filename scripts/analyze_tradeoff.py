@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from psychofeat.agreement import score_agreement
+    from psychofeat.analysis import AnalysisConfig, analyze
     from psychofeat.backbones import load_backbone
-    from psychofeat.experiments.analyze import AnalysisConfig, analyze
     from psychofeat.io import write_json, write_table
     from psychofeat.machine import cpu_line
     from psychofeat.stimuli import ProbeProtocol

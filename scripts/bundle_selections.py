@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from psychofeat import bundled
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.backbones import load_backbone
 from psychofeat.errors import PsychofeatError
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
 from psychofeat.selection import Selection
 
 

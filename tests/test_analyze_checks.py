@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from torch import nn
 
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.backbones import from_module
 from psychofeat.backbones.base import IDENTITY
 from psychofeat.cli import main
 from psychofeat.errors import InputError
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
 from psychofeat.stimuli import ProbeProtocol
 
 
@@ -78,3 +78,29 @@ def test_too_small_message_reads_well_for_any_size() -> None:
     with pytest.raises(InputError, match=r"got 0\.") as exc:
         ProbeProtocol(size=np.int64(0))
     assert "np.int64" not in str(exc.value)
+
+
+def test_analyze_is_the_function_at_the_package_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`psychofeat.analyze` is the function; its module is `psychofeat.analysis` (a module named `analyze` would
+    replace the function as the package attribute once imported). The old module paths warn and give the same."""
+    import importlib
+    import sys
+
+    import psychofeat
+    import psychofeat.analysis as analysis
+    import psychofeat.analysis_report as analysis_report
+    from psychofeat import analyze as from_package
+
+    assert from_package is analysis.analyze is psychofeat.analyze and callable(from_package)
+    assert from_package is analyze  # this file imports it through the deprecated path
+    old = importlib.import_module("psychofeat.experiments.analyze")
+    for name in ("AnalysisConfig", "AnalysisResult", "analyze", "csf_weights"):
+        with pytest.warns(DeprecationWarning, match=f"experiments.analyze.{name} is deprecated.*psychofeat.analysis"):
+            assert getattr(old, name) is getattr(analysis, name)
+    with pytest.warns(DeprecationWarning, match="psychofeat.analysis_report"):
+        assert old.write_analysis is analysis_report.write_analysis
+    monkeypatch.delitem(sys.modules, "psychofeat.experiments.analyze_report", raising=False)
+    with pytest.warns(DeprecationWarning, match="experiments.analyze_report is deprecated"):
+        report = importlib.import_module("psychofeat.experiments.analyze_report")
+    assert report is analysis_report  # the module itself: patching a name there patches what `analyze` runs
+    assert psychofeat.analyze is from_package  # still the function after every import above

@@ -89,8 +89,8 @@ def test_precision_benchmark_prints_the_cpu_first_and_writes_json(tmp_path: Path
 def test_bare_forward_runs_as_many_stimuli_as_each_analysis() -> None:
     """The analyze benchmark's baseline: the same stimulus counts per pass, for the reference and for --fast."""
     from benchmarks.analyze_bench import bare_passes
+    from psychofeat.analysis import AnalysisConfig, analyze
     from psychofeat.backbones import load_backbone
-    from psychofeat.experiments.analyze import AnalysisConfig, analyze
     from psychofeat.stimuli import ProbeProtocol, fast_protocol
 
     bb = load_backbone("vgg16", "random:0")

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from psychofeat import bundled
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.backbones import vgg
 from psychofeat.errors import UnknownNameError, WeightsError
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
 from psychofeat.loss import PerceptualLoss
 from psychofeat.metric import PerceptualDistance, perceptual_distance
 from psychofeat.stimuli import ProbeProtocol

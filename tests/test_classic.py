@@ -171,3 +171,25 @@ def test_sr_psnr_ssim_on_a_benchmark_pair(data_root) -> None:  # noqa: ANN001 (f
     assert got["psnr"].item() == pytest.approx(peak_signal_noise_ratio(y_hr, y_sr, data_range=1.0), abs=1e-6)
     assert got["ssim"].item() == pytest.approx(_sk_ssim(y_sr, y_hr), abs=1e-6)
     assert got["psnr"].item() == pytest.approx(31.78, abs=0.01)  # "baby", bicubic x4, as published
+
+
+# --- one validator with the metric and the loss (issue 20) ------------------------------------------------------
+def test_classic_metrics_share_the_metric_validator() -> None:
+    """PSNR/SSIM check their inputs with `psychofeat.images.check_pair` (any channel count, any value range):
+    non-finite values, empty batches and mixed devices are refused like the metric's; 0-255 data still works."""
+    x, y = _pair(7, (2, 1, 16, 16))
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        psnr(bad, y)
+    with pytest.raises(InputError, match="NaN"):
+        ssim(x, bad)
+    with pytest.raises(InputError, match="empty"):
+        psnr(x[:0], y[:0])
+    with pytest.raises(InputError, match="meta"):
+        psnr(x.to("meta"), y)
+    with pytest.raises(InputError, match="data_range"):
+        psnr(x, y, data_range=0.0)
+    assert psnr(x * 255, y * 255, data_range=255.0).tolist() == pytest.approx(psnr(x, y).tolist())
+    with pytest.raises(InputError, match="reduction must be one of none, mean, sum"):
+        ssim(x, y, reduction="max")  # type: ignore[arg-type]

@@ -35,8 +35,8 @@ json.dump(reduced_analysis(), sys.stdout)
 
 def reduced_analysis() -> dict[str, Any]:
     """VGG-16 (seeded random weights), 3 layers, a 48 px protocol: PE and top-25 % per layer, and the kernels used."""
+    from psychofeat.analysis import AnalysisConfig, analyze
     from psychofeat.backbones import load_backbone
-    from psychofeat.experiments.analyze import AnalysisConfig, analyze
     from psychofeat.machine import cpu_capability
     from psychofeat.stimuli import ProbeProtocol
 

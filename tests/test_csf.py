@@ -223,3 +223,61 @@ def test_in_domain_marks_what_is_neither_clamped_nor_rejected() -> None:
     ok = get_csf("barten").in_domain([0.01, 1.0, 1.0, 1.0, 70.0], [100.0, 1e-4, 100.0, 2e4, 100.0])
     np.testing.assert_array_equal(ok, [False, False, True, False, False])
     np.testing.assert_array_equal(get_csf("mannos_sakrison").in_domain([1.0], [1e-6]), [True])
+
+
+# --- castleCSF's chromatic part vs the MATLAB code (issue 22) -----------------------------------------------------
+
+CHROM_REFERENCE_CSV = Path(__file__).parent / "data" / "castlecsf_chrom_reference.csv"
+
+
+@pytest.fixture(scope="module")
+def castle_chrom_reference() -> pd.DataFrame:
+    ref = pd.read_csv(CHROM_REFERENCE_CSV)
+    n = 13 * 5 * 4  # the grid of scripts/castlecsf_chrom_reference.m
+    assert (ref["quantity"] == "rg").sum() == n and (ref["quantity"] == "yv").sum() == n
+    assert (ref["quantity"] == "full").sum() == 6 * n
+    return ref
+
+
+@pytest.mark.parametrize("mechanism", ["rg", "yv"])
+def test_castle_chromatic_mechanisms_match_matlab_reference(castle_chrom_reference: pd.DataFrame,
+                                                            mechanism: str) -> None:
+    from psychofeat.csf.castle import chromatic_mechanism_sensitivity
+
+    ref = castle_chrom_reference[castle_chrom_reference["quantity"] == mechanism]
+    s = chromatic_mechanism_sensitivity(mechanism, ref["s_frequency"].to_numpy(), ref["luminance"].to_numpy(),
+                                        ref["area"].to_numpy())
+    np.testing.assert_allclose(s, ref["S"], rtol=1e-6, atol=0)
+    assert (ref["s_frequency"] < 0.02).any()  # the grid reaches below f_max, where the log-parabola is held at 1
+
+
+def test_castle_full_model_along_colour_directions_matches_matlab_reference(
+    castle_chrom_reference: pd.DataFrame,
+) -> None:
+    from psychofeat.csf.castle import D65_LMS_PER_CD_M2, castle_sensitivity_lms
+
+    ref = castle_chrom_reference[castle_chrom_reference["quantity"] == "full"]
+    bkg = D65_LMS_PER_CD_M2 * ref["luminance"].to_numpy()[:, None]
+    delta = ref[["L_delta", "M_delta", "S_delta"]].to_numpy()
+    s = castle_sensitivity_lms(ref["s_frequency"].to_numpy(), bkg, delta, ref["area"].to_numpy())
+    np.testing.assert_allclose(s, ref["S"], rtol=1e-6, atol=0)
+
+
+def test_castle_lms_form_reduces_to_the_d65_luminance_model() -> None:
+    from psychofeat.csf.castle import D65_LMS_DELTA, D65_LMS_PER_CD_M2, castle_sensitivity_lms
+
+    f = np.geomspace(0.5, 27.0, 9)
+    lum = np.array([1.0, 100.0])[:, None]
+    area = 13.9
+    s = castle_sensitivity_lms(f, D65_LMS_PER_CD_M2 * lum[..., None], D65_LMS_DELTA, area)
+    np.testing.assert_allclose(s, get_csf("castle").sensitivity(f, lum, area), rtol=1e-12)
+
+
+def test_castle_mechanism_sensitivity_dispatches_and_refuses_unknown_mechanisms() -> None:
+    from psychofeat.csf.castle import achromatic_mechanism_sensitivity, mechanism_sensitivity
+
+    f, lum, area = np.array([1.0, 4.0]), np.array([100.0, 100.0]), np.array([13.9, 13.9])
+    np.testing.assert_array_equal(mechanism_sensitivity("ach", f, lum, area),
+                                  achromatic_mechanism_sensitivity(f, lum, area))
+    with pytest.raises(ValueError, match="rg"):
+        mechanism_sensitivity("blue", f, lum, area)

@@ -207,3 +207,19 @@ def test_cli_detect_writes_outputs(data_root, tmp_path) -> None:
     # a metric that needs a selection, without one: a user error (exit 2), and no output folder
     assert main(["hvs", "detect", "--metrics", "pe", "--out", str(tmp_path / "e")]) == 2
     assert not (tmp_path / "e").exists()
+
+
+def test_moved_names_keep_working() -> None:
+    """The banks live in psychofeat.metric_banks, the scores in hvs.detection_scores and run_detect in
+    hvs.detection_report; the old names remain."""
+    import psychofeat.hvs.detection as old
+    import psychofeat.hvs.detection_report as report
+    import psychofeat.hvs.detection_scores as scores
+    import psychofeat.metric_banks as banks
+
+    for name in ("DistanceBank", "FeatureMetric", "FeatureBank", "ClassicBank"):
+        assert getattr(old, name) is getattr(banks, name)
+    for name in ("score_rows", "constant_threshold_reference", "random_summary", "summary_table"):
+        assert getattr(old, name) is getattr(scores, name)
+    with pytest.warns(DeprecationWarning, match=r"detection\.run_detect is deprecated.*detection_report"):
+        assert old.run_detect is report.run_detect

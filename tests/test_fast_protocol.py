@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from psychofeat.agreement import score_agreement
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.stimuli import ProbeProtocol, fast_protocol, orientation_sweep, preset_name
 
 LAYERS = ["relu2_2", "relu3_3", "relu4_3"]

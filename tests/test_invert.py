@@ -20,7 +20,8 @@ from psychofeat.classic import psnr
 from psychofeat.distance import SelectedChannelDistance
 from psychofeat.errors import InputError
 from psychofeat.experiments.invert import STATUS_ZERO_GRAD, InversionBudget, initial_images, invert
-from psychofeat.experiments.invert_experiment import InvertConfig, paired_table, run_invert
+from psychofeat.experiments.invert_experiment import InvertConfig, paired_table
+from psychofeat.experiments.invert_report import run_invert  # the study, then its tables and report
 from psychofeat.images import save_image
 from psychofeat.selection import Selection
 
@@ -157,3 +158,38 @@ def test_paired_statistics_match_a_direct_computation() -> None:
             lo, hi = np.percentile(diff[idx].mean(1), [2.5, 97.5])
             assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
             assert row["n_images"] == len(images)
+
+
+def test_paired_table_equals_the_sr_route_it_replaced() -> None:
+    """`stats.paired_comparisons` on the invert table's own columns gives, to the bit, what renaming it into the SR
+    table's columns, SR's `paired_comparisons` and renaming back gave."""
+    from psychofeat.experiments.invert_experiment import COMPARISONS, per_image_methods
+    from psychofeat.sr.experiment import paired_comparisons
+
+    rng = np.random.default_rng(8)
+    rows = [{"layers": lay, "selection": sel, "method": sel.rstrip("01"), "seed": None, "n_channels": 2,
+             "image": f"im{i}", "status": "ok", "final_objective": 0.0, "psnr": rng.normal(), "ssim": rng.random(),
+             "squeezenet1_1_all": rng.random()}
+            for lay in ("L1", "L1+L2") for sel in ("top", "bottom", "random0", "random1", "all") for i in range(6)]
+    results = pd.DataFrame(rows)
+    old = paired_comparisons(per_image_methods(results).rename(columns={"layers": "set", "image": "name"}),
+                             COMPARISONS, n_boot=200, seed=1).rename(columns={"set": "layers"})
+    pd.testing.assert_frame_equal(paired_table(results, n_boot=200, seed=1), old, check_exact=True)
+
+
+def test_the_study_writes_no_report_and_the_report_module_does(tmp_path: Path) -> None:
+    from psychofeat.experiments import invert_experiment, invert_report
+
+    folder = tmp_path / "imgs"
+    save_image(smooth_image(32), folder / "im0.png")
+    cfg = InvertConfig(selection=str(_synthetic_selection(tmp_path / "sel.json")), model="deadnet", layers=("1",),
+                       seeds=1, steps=1, size=32, n_images=1, images=str(folder), dtype="float32", perceptual=(),
+                       n_boot=10, report_images=1)
+    out = tmp_path / "out"
+    res = invert_experiment.run_invert(cfg, out, backbone=dead_channel_backbone(), progress=False)
+    assert (out / "recon/1/top/im0.png").is_file() and (out / "settings.json").is_file()
+    assert not any((out / n).exists() for n in ("results.csv", "paired.csv", "manifest.json", "report.html"))
+    assert res.config is not None and res.config.dtype == "float32" and res.config.selection_sha256
+    invert_report.write_outputs(res)
+    for name in ("results.csv", "summary.csv", "paired.csv", "curves.csv", "manifest.json", "report.html"):
+        assert (out / name).is_file(), name

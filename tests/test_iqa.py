@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from oracles import ChannelDistances
 from PIL import Image
 from scipy import ndimage
 from scipy import stats as sst
@@ -22,7 +23,7 @@ from psychofeat.datasets.base import Triplet
 from psychofeat.errors import InputError, WeightsError
 from psychofeat.experiments import iqa as I
 from psychofeat.experiments import iqa_claim as C
-from psychofeat.metric import ChannelDistances, PerceptualDistance
+from psychofeat.metric import PerceptualDistance
 from psychofeat.selection import Selection
 
 LAYERS = ["relu1_1", "relu1_2", "relu2_2"]
@@ -352,3 +353,13 @@ def test_without_selection_the_network_is_analysed_first(fixture_set, tmp_path) 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["selection_source"]["generated_by_this_run"]
     assert (out / "analyze" / "selection.json").is_file() and (out / "analyze" / "scores.csv").is_file()
+
+
+def test_moved_names_keep_working() -> None:
+    """Measuring pairs lives in experiments.iqa_pairs, writing in experiments.iqa_report; the old names remain."""
+    from psychofeat.experiments import iqa_pairs, iqa_report
+
+    for name in ("preflight", "measure_pairs", "PairValues", "baselines", "verify_pair", "PSNR_CAP_DB", "VERIFY_RTOL"):
+        assert getattr(I, name) is getattr(iqa_pairs, name)
+    with pytest.warns(DeprecationWarning, match=r"iqa\.write_outputs is deprecated.*iqa_report"):
+        assert I.write_outputs is iqa_report.write_outputs

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from oracles import ChannelDistances
 from scipy.signal import correlate
 from torch import nn
 
 from psychofeat.backbones import IDENTITY, from_module, load_backbone
 from psychofeat.errors import InputError
-from psychofeat.metric import ChannelDistances, PerceptualDistance, perceptual_distance
+from psychofeat.metric import PerceptualDistance, perceptual_distance
 from psychofeat.selection import Selection
 
 #: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")
@@ -161,3 +162,38 @@ def test_selected_channels_only_matter() -> None:
         fx, fy = f(b.preprocess(x)), f(b.preprocess(y))
     want = (fx[:, [3, 7]] - fy[:, [3, 7]]).pow(2).mean()
     assert float(m(x, y)) == pytest.approx(float(want), rel=1e-4)
+
+
+# --- deprecated names and class metadata (issue 20) -------------------------------------------------------------
+def test_deprecated_names_still_work_and_warn() -> None:
+    import psychofeat.metric as M
+    from psychofeat import distance
+
+    net = tiny_net().float()
+    backbone = from_module(net, ["1", "3"], preprocessing=IDENTITY, name="tiny")
+    with pytest.warns(DeprecationWarning, match="psychofeat.distance.build_selection"):
+        old_sel = M.build_selection(backbone, None, ["3"])  # the former positional call
+    assert old_sel.channels["3"].tolist() == list(range(5)) and old_sel.layers == ["3"]
+    with pytest.warns(DeprecationWarning, match="psychofeat.distance.build_core"):
+        core = M.build_core(backbone, None, None, ["1"], "mse", None, EPS, None, None, 0, "cpu", False)
+    assert core.mode == "mse" and core.layers == ["1"]
+    with pytest.raises(TypeError):  # the new home takes keywords only
+        distance.build_core(backbone, None)  # type: ignore[misc]
+    with pytest.warns(DeprecationWarning, match="tests/oracles.py"):
+        old = M.ChannelDistances(backbone, ["1", "3"], channels_last=False)
+    rng = np.random.default_rng(2)
+    x, y = torch.from_numpy(rng.random((2, 3, 32, 32))).float(), torch.from_numpy(rng.random((1, 3, 32, 32))).float()
+    oracle = ChannelDistances(backbone, ["1", "3"], channels_last=False)
+    for k, v in old(x, old.reference(y)).items():
+        assert torch.equal(v, oracle(x, oracle.reference(y))[k])
+
+
+def test_metadata_is_on_the_class() -> None:
+    from psychofeat.classic import PSNR, SSIM
+    from psychofeat.loss import PerceptualLoss
+
+    assert PerceptualDistance.lower_better and PerceptualLoss.lower_better
+    assert not PSNR.lower_better and not SSIM.lower_better
+    assert (PerceptualDistance.min_size, SSIM.min_size, PSNR.min_size) == (32, 11, 1)
+    m = PerceptualDistance(from_module(tiny_net().float(), ["1"], preprocessing=IDENTITY, name="tiny"))
+    assert "lower_better" not in vars(m) and m.lower_better is True

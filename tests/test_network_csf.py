@@ -185,3 +185,28 @@ def test_cli_refuses_two_phases(tmp_path) -> None:
 
     assert main(["hvs", "network-csf", "--n-phase", "2", "--out", str(tmp_path / "n")]) == 2
     assert not (tmp_path / "n").exists()
+
+
+def test_cli_refuses_too_small_stimuli_as_analyze_does(tmp_path, capsys) -> None:
+    """64 px at 60 ppd hold less than one cycle of 0.5 cpd: refused with analyze's message before anything loads."""
+    from psychofeat.cli import main
+
+    assert main(["hvs", "network-csf", "--size", "64", "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err
+    assert "less than one cycle of the lowest frequency (0.5 cpd needs 120 px)" in err and "Traceback" not in err
+    assert not (tmp_path / "n").exists()
+
+
+def test_moved_names_keep_working() -> None:
+    """The bisection lives in hvs.threshold_search and the command in hvs.network_csf_report; the old names remain."""
+    import psychofeat.hvs.network_csf as old
+    import psychofeat.hvs.network_csf_report as report
+    import psychofeat.hvs.threshold_search as search
+
+    assert old.bisect_log_contrast is search.bisect_log_contrast and old.ThresholdSearch is search.ThresholdSearch
+    assert old.STATUS_OK is search.STATUS_OK
+    for name in ("run_network_csf", "build_report"):
+        with pytest.warns(DeprecationWarning, match=f"network_csf.{name} is deprecated.*network_csf_report"):
+            assert getattr(old, name) is getattr(report, name)
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018

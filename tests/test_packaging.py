@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -75,3 +76,22 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, vgg16_imagenet)
     assert row["vgg16-pe-top25"] == pytest.approx(want, rel=1e-5)
     mse = np.mean((a / 255.0 - b / 255.0) ** 2)
     assert row["psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-6)
+
+
+def test_sdist_ships_the_changelog(tmp_path: Path) -> None:
+    """The sdist carries CHANGELOG.md (MANIFEST.in), so a user of the source distribution can read what changed.
+
+    Built without isolation (the venv's setuptools, ~2 s, no index needed); the slow test above builds it isolated.
+    """
+    pytest.importorskip("build", reason="`pip install build` (in the test extra) is needed to build the sdist")
+    pytest.importorskip("setuptools", reason="the build backend must be installed for a build without isolation")
+    _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--skip-dependency-check", "--outdir", tmp_path,
+          ROOT], cwd=tmp_path)
+    (sdist,) = tmp_path.glob("psychofeat-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
+        changelog = f"{names[0].split('/')[0]}/CHANGELOG.md"
+        assert changelog in names, f"CHANGELOG.md is not in {sdist.name}"
+        member = tar.extractfile(changelog)
+        assert member is not None
+        assert member.read() == (ROOT / "CHANGELOG.md").read_bytes()

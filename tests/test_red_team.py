@@ -397,7 +397,7 @@ def test_interrupted_overwrite_keeps_the_previous_run_whole(analysed: Path, tmp_
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
-    import psychofeat.experiments.analyze_report as report
+    import psychofeat.analysis_report as report
 
     out = tmp_path / "run"
     shutil.copytree(analysed, out)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic_nets import GaborSpec, gabor_bank_backbone
 
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.stimuli import ProbeProtocol
 
 #: numerically sensitive: CI reruns these under other CPUs' kernels (docs/developing.md, "Every CPU")

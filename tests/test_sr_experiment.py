@@ -238,3 +238,10 @@ def test_cpu_preset_is_the_documented_one(tmp_path: Path) -> None:
         make_config(str(tmp_path / "s.json"), preset="cpu-fast")
     with pytest.raises(InputError, match="tiny"):
         make_config(str(tmp_path / "s.json"), tiny=True, preset="cpu")
+
+
+def test_patch_below_the_loss_minimum_is_refused_before_training() -> None:
+    """Stage 2's feature losses take HR patches of at least 32 px (the metric's and the loss's minimum)."""
+    with pytest.raises(InputError, match="--patch must be ≥ 32 px"):
+        make_config("sel.json", tiny=True, patch=28)
+    assert make_config("sel.json", tiny=True, patch=32).patch == 32

@@ -36,11 +36,38 @@ def _env(data_root: Path) -> dict[str, str]:
     return env
 
 
-def _cli(args: list[str], data_root: Path, torchrun: int = 0) -> subprocess.CompletedProcess[str]:
+# One torchrun rank: the CLI, then a check that training tore its process group down. A group that outlives
+# destroy_process_group() (something still references it) keeps gloo's threads running into interpreter shutdown, where
+# it is destroyed at last, racing the exit (the likely cause of a rank's intermittent SIGABRT under load).
+RANK_ENTRY = """
+import os
+import sys
+
+from psychofeat.cli import main
+
+status = main()
+names = []
+for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as fh:
+            names.append(fh.read().strip())
+    except OSError:  # the thread ended meanwhile
+        pass
+left = sorted(n for n in names if "gloo" in n)
+if left:
+    print(f"the process group outlived training: gloo threads still run after it: {left}", file=sys.stderr)
+    status = status or 3
+sys.exit(status)
+"""
+
+
+def _cli(
+    args: list[str], data_root: Path, torchrun: int = 0, entry: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     launcher = [sys.executable]
     if torchrun:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
-    cmd = [*launcher, "-m", "psychofeat", "sr", "train", *args]
+    cmd = [*launcher, *([str(entry)] if entry else ["-m", "psychofeat"]), "sr", "train", *args]
     return subprocess.run(cmd, env=_env(data_root), capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -88,7 +115,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path, data_root
 
 
 def _ddp_run(out: Path, data_root: Path, extra: list[str]) -> None:
-    ddp = _cli([*TINY, "--steps", "4", "--ckpt-every", "2", *extra, "--out", str(out)], data_root, torchrun=2)
+    entry = out.parent / "rank_entry.py"
+    entry.write_text(RANK_ENTRY, encoding="utf-8")
+    ddp = _cli([*TINY, "--steps", "4", "--ckpt-every", "2", *extra, "--out", str(out)], data_root, torchrun=2,
+               entry=entry)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     digests = summary["rank_weight_digests"]  # each rank hashed its own replica

@@ -12,6 +12,9 @@ from scipy import optimize, stats
 
 from psychofeat import stats as S
 from psychofeat.errors import InputError, UnknownNameError
+from psychofeat.stats import core, logistic, resampling
+from psychofeat.stats.core import _chunks
+from psychofeat.stats.resampling import _kendall_rows
 
 
 def _tied_data(seed: int, n: int = 47) -> tuple[np.ndarray, np.ndarray]:
@@ -54,17 +57,17 @@ def test_bootstrap_statistics_equal_scipy_on_the_same_resamples() -> None:
 def test_kendall_loop_path_equals_vectorised_path(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = _tied_data(4, n=40)
     idx = S.bootstrap_indices(x.size, 25, 0)
-    vec = S._kendall_rows(x[idx], y[idx])
-    monkeypatch.setattr(S, "KENDALL_VECTOR_MAX_N", 10)
-    loop = S._kendall_rows(x[idx], y[idx])
+    vec = _kendall_rows(x[idx], y[idx])
+    monkeypatch.setattr(resampling, "KENDALL_VECTOR_MAX_N", 10)
+    loop = _kendall_rows(x[idx], y[idx])
     np.testing.assert_allclose(vec, loop, atol=1e-12)
 
 
 def test_chunked_bootstrap_draws_the_same_resamples(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = _tied_data(5, n=25)
     whole = S.bootstrap_statistics(x, y, n_boot=40, seed=9)
-    monkeypatch.setattr(S, "_CHUNK_ELEMENTS", 100)  # forces many small chunks
-    assert len(S._chunks(40, 25, 25 * 12)) > 5
+    monkeypatch.setattr(core, "_CHUNK_ELEMENTS", 100)  # forces many small chunks
+    assert len(_chunks(40, 25, 25 * 12)) > 5
     chunked = S.bootstrap_statistics(x, y, n_boot=40, seed=9)
     for key in ("srcc", "krcc", "plcc", "rmse"):
         np.testing.assert_allclose(chunked[key], whole[key], atol=1e-12)
@@ -117,7 +120,7 @@ def test_linear_fallback_when_the_fit_does_not_converge(monkeypatch: pytest.Monk
     rng = np.random.default_rng(3)
     x = rng.normal(size=40)
     y = 2.0 * x + 1.0 + rng.normal(0, 0.5, x.size)
-    monkeypatch.setattr(S, "_LM_MAX_ITER", 1)  # no start can converge in one step
+    monkeypatch.setattr(logistic, "_LM_MAX_ITER", 1)  # no start can converge in one step
     fit = S.fit_logistic(x, y)
     assert fit.method == "linear"
     slope, intercept = np.polyfit(x, y, 1)
@@ -257,3 +260,33 @@ def test_permutation_p_value_is_never_zero() -> None:
     res = S.spearman_permutation_test(x, x**2, n_permutations=999, seed=1)
     assert res.rho == pytest.approx(1.0)
     assert res.p_value == pytest.approx(1 / 1000)
+
+
+# --- paired per-image comparisons (shared by the SR experiment and feature inversion) --------------------------
+def test_paired_comparisons_match_a_direct_computation() -> None:
+    """Any group/unit column names; wins by the score's direction (ties half); non-finite differences left out."""
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    images = [f"im{i}" for i in range(7)]
+    vals = {m: rng.normal(size=(2, len(images))) for m in ("a", "b")}
+    vals["a"][0, 2] = vals["b"][0, 2]  # a tie in "q"
+    vals["a"][1, 5] = np.inf  # a non-finite difference in "d"
+    rows = [{"grp": g, "img": im, "method": m, "q": vals[m][0, i] + k, "d": vals[m][1, i]}
+            for k, g in enumerate(("G1", "G2")) for m in ("a", "b") for i, im in enumerate(images)]
+    n_boot = 300
+    got = S.paired_comparisons(pd.DataFrame(rows), [("a", "b"), ("a", "missing")], scores=["q", "d"],
+                               higher_better={"q"}, group="grp", unit="img", n_boot=n_boot, seed=3)
+    assert list(got.columns) == ["grp", "score", "method", "reference", "n_images", "mean_diff", "ci_low", "ci_high",
+                                 "wins", "better"]
+    assert got[["grp", "score"]].values.tolist() == [["G1", "q"], ["G1", "d"], ["G2", "q"], ["G2", "d"]]
+    for _, row in got.iterrows():
+        i = 0 if row["score"] == "q" else 1
+        diff = vals["a"][i] - vals["b"][i]
+        diff = diff[np.isfinite(diff)]
+        sign = 1.0 if row["score"] == "q" else -1.0
+        assert row["n_images"] == diff.size and row["mean_diff"] == pytest.approx(diff.mean())
+        assert row["wins"] == pytest.approx((np.sum(sign * diff > 0) + 0.5 * np.sum(diff == 0)) / diff.size)
+        idx = np.random.default_rng(3).integers(0, diff.size, size=(n_boot, diff.size))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(np.percentile(diff[idx].mean(1), [2.5, 97.5])))
+        assert row["better"] == ("higher" if sign > 0 else "lower")

@@ -14,7 +14,7 @@ from psychofeat.errors import UnknownNameError, WeightsError
 from psychofeat.io import sha256_file
 from psychofeat.weights import obtain
 from psychofeat.weights.sources import import_source
-from psychofeat.weights.vgg16_import import CONVS, FIRST_BIAS, import_vgg16
+from psychofeat.weights.vgg16_import import CONVS, FIRST_BIAS, conv_state_shapes, import_vgg16
 
 
 @pytest.fixture()
@@ -39,6 +39,15 @@ def test_layer_names_map_to_torchvision_indices() -> None:
     assert set(VGG16Trunk().state_dict()) == {
         f"features.{i}.{p}" for i in (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28) for p in ("weight", "bias")
     }
+
+
+def test_importer_expects_the_trunks_shapes() -> None:
+    """The importer's own description of the 13 convolutions (used when no caller hands it the trunk's state dict)
+    is the trunk's: same keys, in the same order, same shapes."""
+    trunk = VGG16Trunk().state_dict()
+    shapes = conv_state_shapes()
+    assert list(shapes) == list(trunk)
+    assert all(tuple(shapes[k].shape) == tuple(v.shape) and shapes[k].is_meta for k, v in trunk.items())
 
 
 def test_unknown_layer_lists_close_matches() -> None:

@@ -78,7 +78,7 @@ def test_end_to_end_small(home: Path, capsys: pytest.CaptureFixture[str], monkey
     monkeypatch.setattr(psychofeat.stimuli, "ProbeProtocol", coarse)
     out = home / "cmp"
     argv = ["compare", "--models", "squeezenet1_1", "--layers-per-model", "squeezenet1_1=relu1,fire3,fire9",
-            "--size", "48", "--out", str(out)]  # fmt: skip
+            "--size", "48", "--ppd", "24", "--out", str(out)]  # fmt: skip; 48 px at 24 ppd hold one cycle of 0.5 cpd
     assert main(argv) == 0
     table = pd.read_csv(out / "comparison.csv")
     assert list(table.columns) == ["network", "weights", "layer", "depth_fraction", "n_channels", "pe_median", "pe_q25",
@@ -91,3 +91,12 @@ def test_end_to_end_small(home: Path, capsys: pytest.CaptureFixture[str], monkey
     assert "PE vs depth" in html and "data:image/png;base64" in html
     assert "squeezenet1_1" in capsys.readouterr().out
     assert main(argv) == 2  # refuses to mix results into a non-empty folder
+
+
+def test_cli_refuses_too_small_stimuli_as_analyze_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """48 px at 60 ppd span 0.8 deg, less than one cycle of 0.5 cpd: refused with analyze's message, nothing written."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--models", "squeezenet1_1", "--size", "48", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "less than one cycle of the lowest frequency (0.5 cpd needs 120 px)" in err and "Traceback" not in err
+    assert not out.exists()

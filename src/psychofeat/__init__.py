@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from psychofeat._version import __version__
 
 #: public name -> module that defines it
 _LAZY = {
@@ -26,7 +26,7 @@ _LAZY = {
     "PerceptualLoss": "psychofeat.loss",
     "perceptual_loss": "psychofeat.loss",
     "load_backbone": "psychofeat.backbones",
-    "analyze": "psychofeat.experiments.analyze",
+    "analyze": "psychofeat.analysis",
     "Selection": "psychofeat.selection",
     "list_metrics": "psychofeat.metrics_registry",
     "create_metric": "psychofeat.metrics_registry",
@@ -58,10 +58,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
+    from psychofeat.analysis import analyze
     from psychofeat.backbones import load_backbone
     from psychofeat.bundled import bundled_models, load_bundled
     from psychofeat.errors import InputError, PsychofeatError
-    from psychofeat.experiments.analyze import analyze
     from psychofeat.loss import PerceptualLoss, perceptual_loss
     from psychofeat.metric import PerceptualDistance, perceptual_distance
     from psychofeat.metrics_registry import MetricInfo, create_metric, list_metrics, metric_info

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from psychofeat.errors import InputError, WeightsError, unknown_name
-from psychofeat.io import read_json, sha256_bytes, sha256_file
+from psychofeat.io import read_json, sha256_bytes, sha256_file, write_json, write_text
+from psychofeat.selection import Selection
 
 #: the keyword that means "the bundled selection of this network" wherever a selection is accepted
 KEYWORD = "pe"
@@ -86,10 +87,8 @@ def entry(model: str) -> BundleEntry:
 file_sha256 = sha256_file  # the name the bundle checks (and their tests) use
 
 
-def load_bundled(model: str) -> Any:
+def load_bundled(model: str) -> Selection:
     """The bundled `Selection` of `model` (top 25 % by PE, with the full PE ranking), checksum-verified."""
-    from psychofeat.selection import Selection
-
     e = entry(model)
     path = data_dir() / e.file
     if not path.is_file() or file_sha256(path) != e.sha256:
@@ -112,7 +111,7 @@ def check_weights(model: str, params_sha256: str | None, source: str | None) -> 
 
 
 # --------------------------------------------------------------------------------------------- writing bundles
-def bundle_dict(selection: Any) -> dict[str, Any]:
+def bundle_dict(selection: Selection) -> dict[str, Any]:
     """The bundled form of an analysis' selection: its JSON without run-specific entries (see module doc)."""
     full = selection.to_dict()
     d = {k: full[k] for k in KEPT_KEYS if k in full}
@@ -124,14 +123,14 @@ def bundle_dict(selection: Any) -> dict[str, Any]:
     return d
 
 
-def bundle_text(selection: Any) -> str:
+def bundle_text(selection: Selection) -> str:
     """Compact JSON (one line per top-level key) so the package data stays small but diffs stay readable."""
     d = bundle_dict(selection)
     lines = [f"{json.dumps(k)}:{json.dumps(v, separators=(',', ':'), allow_nan=False)}" for k, v in d.items()]
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def index_entry(selection: Any, file: str, text: str) -> dict[str, Any]:
+def index_entry(selection: Selection, file: str, text: str) -> dict[str, Any]:
     return {
         "file": file,
         "sha256": sha256_bytes(text.encode("utf-8")),
@@ -144,10 +143,8 @@ def index_entry(selection: Any, file: str, text: str) -> dict[str, Any]:
     }
 
 
-def write_bundles(selections: dict[str, Any], out: Path) -> dict[str, dict[str, Any]]:
+def write_bundles(selections: dict[str, Selection], out: Path) -> dict[str, dict[str, Any]]:
     """Write `<model>.json` per selection and merge their entries into `out/index.json` (atomically)."""
-    from psychofeat.io import write_json, write_text
-
     index_path = out / INDEX_NAME
     entries: dict[str, dict[str, Any]] = {}
     if index_path.is_file():

@@ -24,13 +24,14 @@ Conventions (chosen to match the reference implementations the SR and IQA litera
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from psychofeat.errors import InputError
+from psychofeat.images import check_pair, dequantize, quantize, reduce_batch
 
 Reduction = Literal["none", "mean", "sum"]
 
@@ -47,35 +48,13 @@ _Y_COEFFS = (65.481, 128.553, 24.966)
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, data_range: float, min_size: int) -> None:
-    """Shape/dtype/finite checks; values may span [0, data_range] (no [0, 1] requirement, so 0-255 data works)."""
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise InputError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
-        if t.ndim != 4:
-            hint = " Add a batch dimension with t.unsqueeze(0)." if t.ndim == 3 else ""
-            raise InputError(f"{name} must have shape N×C×H×W, got {tuple(t.shape)}.{hint}")
-        if not t.is_floating_point():
-            raise InputError(f"{name} has dtype {t.dtype}; convert it to float (e.g. x.float() / 255).")
-        if min(t.shape[-2:]) < min_size:
-            raise InputError(
-                f"{name} is {t.shape[-2]}×{t.shape[-1]} px; at least {min_size}×{min_size} px is required."
-            )
-    if x.shape != y.shape:
-        raise InputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+    """The metric's and the loss's validator (`psychofeat.images.check_pair`) with any channel count and no [0, 1]
+    requirement (values may span [0, data_range], so 0-255 data works), plus the data range itself."""
+    check_pair(x, y, min_size, channels=None, in_range=False, data_range=data_range)
     if not (data_range > 0 and math.isfinite(data_range)):
         raise InputError(
             f"data_range must be a positive number (1.0 for [0, 1] images, 255 for 0-255), got {data_range}."
         )
-
-
-def _reduce(v: torch.Tensor, reduction: Reduction) -> torch.Tensor:
-    if reduction == "none":
-        return v
-    if reduction == "mean":
-        return v.mean()
-    if reduction == "sum":
-        return v.sum()
-    raise InputError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}.")
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -83,19 +62,22 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
+def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    dt = _compute_dtype(x)
+    d = x.to(dt) - y.to(dt)
+    return d.square().flatten(1).mean(1)
+
+
 def mse(x: torch.Tensor, y: torch.Tensor, reduction: Reduction = "none") -> torch.Tensor:
     """Mean squared error per image (over channels and pixels)."""
     _check_pair(x, y, 1.0, 1)
-    dt = _compute_dtype(x)
-    d = x.to(dt) - y.to(dt)
-    return _reduce(d.square().flatten(1).mean(1), reduction)
+    return reduce_batch(_mse(x, y), reduction)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduction: Reduction = "none") -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image: 10·log10(data_range² / MSE); +inf for identical images."""
     _check_pair(x, y, data_range, 1)
-    err = mse(x, y)
-    return _reduce(10.0 * torch.log10(data_range**2 / err), reduction)
+    return reduce_batch(10.0 * torch.log10(data_range**2 / _mse(x, y)), reduction)
 
 
 def gaussian_window(size: int = SSIM_WIN, sigma: float = SSIM_SIGMA, dtype: torch.dtype = torch.float64,
@@ -141,7 +123,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduction: Reduction = "none") -> torch.Tensor:
     """Mean SSIM per image (Wang et al. 2004, Gaussian window, valid region); 1 for identical images."""
-    return _reduce(ssim_map(x, y, data_range).flatten(1).mean(1), reduction)
+    return reduce_batch(ssim_map(x, y, data_range).flatten(1).mean(1), reduction)
 
 
 def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
@@ -166,8 +148,6 @@ def shave_border(x: torch.Tensor, shave: int) -> torch.Tensor:
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
     """Clamp to [0, 1] and round to the 8-bit grid, staying float (x's dtype): exactly what saving the image as PNG
     does, since both go through `psychofeat.images.quantize`."""
-    from psychofeat.images import dequantize, quantize
-
     return dequantize(quantize(x), x.dtype if x.is_floating_point() else torch.float32).to(x.device)
 
 
@@ -198,6 +178,10 @@ def sr_psnr_ssim(
 class PSNR(nn.Module):
     """Module twin of `psnr` (higher is better)."""
 
+    #: metadata of the metric, as torchmetrics' `higher_is_better` (the same for every instance)
+    lower_better: ClassVar[bool] = False
+    min_size: ClassVar[int] = 1
+
     def __init__(self, data_range: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.data_range = data_range
@@ -209,6 +193,9 @@ class PSNR(nn.Module):
 
 class SSIM(nn.Module):
     """Module twin of `ssim` (higher is better)."""
+
+    lower_better: ClassVar[bool] = False
+    min_size: ClassVar[int] = SSIM_WIN
 
     def __init__(self, data_range: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__()

@@ -19,7 +19,8 @@ gradient is exactly 0 and never NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from psychofeat import bundled
+from psychofeat.backbones import load_backbone
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
+from psychofeat.precision import check_device
 from psychofeat.selection import Selection
 
 MODES = ("normalized", "mse")
 DEFAULT_EPS = 1e-10
+#: smallest height and width of the metric's and the loss's inputs, in px. VGG-16's deepest metric layer, relu5_3,
+#: lies behind four 2× poolings (stride 16): a 16 px input leaves it one position (below that the fourth pooling
+#: fails), 32 px the 2×2 positions that make its spatial mean more than one border value. One rule for both, since
+#: they run the same core (`psychofeat.metrics_registry.DEEP_MIN_SIZE` states it without importing torch).
+MIN_SIZE = 32
 
 
 def check_weight(value: Any, name: str) -> float:
@@ -263,3 +272,62 @@ class SelectedChannelDistance(nn.Module):
             acc = self.layer_weights[k] * m if acc is None else acc + self.layer_weights[k] * m
         assert acc is not None
         return acc
+
+
+def build_selection(
+    backbone: Backbone,
+    *,
+    selection: Selection | str | os.PathLike[str] | None = None,
+    layers: Sequence[str] | None = None,
+    which: str | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+) -> Selection:
+    """Resolve the channel selection: a Selection, a selection JSON path, "pe" (the bundled selection of the
+    backbone, see `psychofeat.bundled`), or None for all channels of `layers`."""
+    if selection is None:
+        chosen = [backbone.canonical_layer(lay) for lay in (layers or backbone.metric_layers)]
+        return Selection.all_channels(
+            backbone.name,
+            backbone.layer_channels(chosen),
+            {"source": backbone.weights_info.source, "params_sha256": backbone.weights_info.params_sha256},
+        )
+    if isinstance(selection, Selection):
+        sel = selection
+    elif isinstance(selection, str) and selection == bundled.KEYWORD:
+        bundled.check_weights(backbone.name, backbone.weights_info.params_sha256, backbone.weights_info.source)
+        sel = bundled.load_bundled(backbone.name)
+    else:
+        sel = Selection.load(selection)
+    if which is not None:
+        sel = sel.select(which, fraction if fraction is not None else (sel.fraction or 0.25), seed)
+    if layers:
+        sel = sel.restrict([backbone.canonical_layer(lay) for lay in layers])
+    return sel
+
+
+def build_core(
+    model: str | Backbone,
+    *,
+    weights: str | None = None,
+    selection: Selection | str | os.PathLike[str] | None = None,
+    layers: Sequence[str] | None = None,
+    mode: str = "normalized",
+    layer_weights: Mapping[str, float] | None = None,
+    eps: float = DEFAULT_EPS,
+    which: str | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    channels_last: bool = True,
+) -> SelectedChannelDistance:
+    """The shared core of the metric and the loss: backbone + selection -> distance, on `device`."""
+    check_device(device)
+    backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
+    sel = build_selection(backbone, selection=selection, layers=layers, which=which, fraction=fraction, seed=seed)
+    core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps).to(device)
+    if channels_last:
+        # weights in the layout of the inputs: otherwise every convolution re-lays out its weights on every
+        # call (~59 MB of copies per VGG-16 forward). Values are unchanged; a shared backbone just gets faster.
+        core.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
+    return core

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, SupportsIndex, TypeAlias
 
 import numpy as np
 import torch
@@ -298,7 +298,7 @@ class SelectionBank:
         norm = [j for j in used if columns[j][0] == "normalized"]
         mse = [j for j in used if columns[j][0] == "mse"]
 
-        def mask(cols: list[int], dtype: torch.dtype) -> torch.Tensor:
+        def mask(cols: Sequence[SupportsIndex], dtype: torch.dtype) -> torch.Tensor:
             """Channel weights per column: 1 for a hard selection's channels, a_m for a soft one's, else 0."""
             m = torch.zeros(n_channels, len(cols), dtype=dtype)
             for i, j in enumerate(cols):  # a loop over selections; channels are set in one indexed write
@@ -406,7 +406,8 @@ def direct_distances(
             a, b = dense_x[k], dense_y[k]
             w = None
             if isinstance(idx, ChannelWeights):
-                idx, w = idx.indices, torch.as_tensor(np.asarray(idx.weights), dtype=dtype, device=a.device)
+                w = torch.as_tensor(np.asarray(idx.weights), dtype=dtype, device=a.device)
+                idx = idx.indices
             if idx is not None:
                 ii = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=a.device)
                 a, b = a.index_select(1, ii), b.index_select(1, ii)

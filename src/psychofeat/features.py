@@ -9,12 +9,35 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
+
+
+class LayeredNetwork(Protocol):
+    """What the extractor needs from a network: its named layers, its preprocessing and its trunk.
+
+    `psychofeat.backbones.Backbone` is the one in use; it is described here by shape rather than imported, because
+    the backbones use this extractor (to count their channels) and must not be imported back.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def net(self) -> nn.Module: ...
+
+    @property
+    def preprocess(self) -> Callable[[torch.Tensor], torch.Tensor]: ...
+
+    def canonical_layer(self, layer: str) -> str: ...
+
+    def resolve_layer(self, layer: str) -> str: ...
+
+    def module(self, layer: str) -> nn.Module: ...
 
 
 class _StopForward(Exception):
@@ -33,7 +56,7 @@ class FeatureExtractor(nn.Module):
     If a module runs several times in one forward pass (shared modules), its first output is used.
     """
 
-    def __init__(self, backbone: Backbone, layers: Sequence[str], preprocess: bool = True) -> None:
+    def __init__(self, backbone: LayeredNetwork, layers: Sequence[str], preprocess: bool = True) -> None:
         super().__init__()
         if not layers:
             raise InputError("at least one layer is required.")

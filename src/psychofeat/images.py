@@ -21,6 +21,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from psychofeat.errors import DataError, DataMissingError, InputError
+from psychofeat.io import atomic_path, kind_of
+from psychofeat.resources import check_memory, image_bytes
 
 #: values within this much outside [0, 1] are accepted (interpolation overshoot) and not clipped
 RANGE_TOLERANCE = 1e-3
@@ -54,8 +56,6 @@ def skip_reason(path: Path) -> str:
     if path.is_dir():
         return "folder"
     if path.exists() and not path.is_file():
-        from psychofeat.io import kind_of
-
         return f"{kind_of(os.stat(path)).removeprefix('a ')}, not a file"
     return "not an image file"
 
@@ -67,12 +67,8 @@ def _refuse(path: Path, why: str) -> DataError:
 def _open(path: Path, check_size: bool = True) -> Image.Image:
     """Open (header only) with Pillow's decompression-bomb check and, with `check_size`, ours (the memory the pixels
     will need)."""
-    from psychofeat.resources import check_memory, image_bytes
-
     if not path.is_file():
         if path.exists():
-            from psychofeat.io import kind_of
-
             raise InputError(f"image {path} is {kind_of(os.stat(path))}, not an image file.")
         raise DataMissingError(f"image file {path} does not exist.")
     try:
@@ -96,9 +92,10 @@ def _open(path: Path, check_size: bool = True) -> Image.Image:
 
 def _png16_rawmode(im: Image.Image) -> str | None:
     """'RGB;16B' / 'RGBA;16B' when `im` is a 16-bit colour PNG that Pillow would cut to its high bytes."""
-    if im.format != "PNG" or len(im.tile) != 1:
+    tile = getattr(im, "tile", [])  # Pillow's decoder tiles, not in its type stubs
+    if im.format != "PNG" or len(tile) != 1:
         return None
-    args = im.tile[0].args
+    args = tile[0].args
     return args if args in ("RGB;16B", "RGBA;16B") else None
 
 
@@ -227,8 +224,6 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
 def save_image(x: torch.Tensor | np.ndarray, path: str | os.PathLike[str], overwrite: bool = True) -> Path:
     """Write an image atomically (created exclusively without `overwrite`); the format follows the suffix (PNG
     recommended: lossless)."""
-    from psychofeat.io import atomic_path
-
     arr = x if isinstance(x, np.ndarray) else tensor_to_uint8(x)
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -237,10 +232,11 @@ def save_image(x: torch.Tensor | np.ndarray, path: str | os.PathLike[str], overw
 
 
 def check_images(x: torch.Tensor, name: str = "input", min_size: int = 1, channels: int | None = 3,
-                 in_range: bool = True) -> None:
+                 in_range: bool = True, *, data_range: float = 1.0) -> None:
     """Validate an image batch: N×C×H×W floating tensor with data (not on the meta device), finite, values in
-    [0, 1] (unless `in_range=False`: a loss's predictions may stray outside while training), spatial size ≥
-    `min_size`. The one validator of the metric's and the loss's inputs.
+    [0, 1] (unless `in_range=False`: a loss's predictions may stray outside while training, and PSNR/SSIM take any
+    range; `data_range` is only the range their dtype message names), spatial size ≥ `min_size`, `channels`
+    channels (None: any). The one validator of the inputs of the metric, the loss and the classic metrics.
 
     Raises `InputError` naming the problem and the fix; never lets a wrong input through to torch.
     """
@@ -251,14 +247,14 @@ def check_images(x: torch.Tensor, name: str = "input", min_size: int = 1, channe
                          "on the CPU or a GPU.")
     if x.ndim != 4:
         hint = " Add a batch dimension with x.unsqueeze(0)." if x.ndim == 3 else ""
-        raise InputError(f"{name} must have shape N×3×H×W, got {tuple(x.shape)}.{hint}")
+        raise InputError(f"{name} must have shape N×{channels or 'C'}×H×W, got {tuple(x.shape)}.{hint}")
     if channels is not None and x.shape[1] != channels:
         hint = " Convert greyscale with x.expand(-1, 3, -1, -1)." if x.shape[1] == 1 else ""
         raise InputError(f"{name} must have {channels} channels (RGB), got {x.shape[1]}.{hint}")
     if not x.is_floating_point():
-        raise InputError(
-            f"{name} has dtype {x.dtype}; expected a float tensor in [0, 1]. For uint8 images use x.float() / 255."
-        )
+        scale = " / 255" if data_range == 1 else ""
+        raise InputError(f"{name} has dtype {x.dtype}; expected a float tensor in [0, {data_range:g}]. For uint8 "
+                         f"images use x.float(){scale}.")
     if min(x.shape[-2:]) < min_size:
         raise InputError(f"{name} is {x.shape[-2]}×{x.shape[-1]} px; at least {min_size}×{min_size} px is required.")
     if x.numel() == 0:
@@ -275,11 +271,12 @@ def check_images(x: torch.Tensor, name: str = "input", min_size: int = 1, channe
 
 
 def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int = 1, names: tuple[str, str] = ("x", "y"),
-               first_in_range: bool = True) -> None:
+               first_in_range: bool = True, *, channels: int | None = 3, in_range: bool = True,
+               data_range: float = 1.0) -> None:
     """Validate two image batches that are compared position by position (the first may stray outside [0, 1] when
-    `first_in_range=False`: a loss's prediction)."""
-    check_images(x, names[0], min_size, in_range=first_in_range)
-    check_images(y, names[1], min_size)
+    `first_in_range=False`: a loss's prediction; neither is range-checked with `in_range=False`: PSNR/SSIM)."""
+    check_images(x, names[0], min_size, channels, in_range and first_in_range, data_range=data_range)
+    check_images(y, names[1], min_size, channels, in_range, data_range=data_range)
     if x.device != y.device:
         raise InputError(f"{names[0]} is on {x.device} but {names[1]} on {y.device}; move both to one device.")
     if x.shape != y.shape:
@@ -287,6 +284,26 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int = 1, names: tuple
             f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}. "
             "Resize or crop one of them first."
         )
+
+
+#: how a metric turns its per-pair values into its output: one per pair, or the batch's mean or sum
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(reduction: str) -> str:
+    """`reduction` if it is one of `REDUCTIONS` (an `InputError` otherwise)."""
+    if reduction not in REDUCTIONS:
+        raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
+    return reduction
+
+
+def reduce_batch(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The one reduction of per-pair values (N) of the metric, the loss and the classic metrics."""
+    if check_reduction(reduction) == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
 
 
 def image_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int], str]:

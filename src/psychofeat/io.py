@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from psychofeat._version import __version__
 from psychofeat.errors import InputError, OutputError, OutputExistsError
+from psychofeat.machine import describe
 
 #: every run folder holds this file; it lists the run's files under "outputs"
 MANIFEST = "manifest.json"
@@ -112,7 +114,7 @@ def _mkdirs(folder: Path, target: Path) -> list[Path]:
     while not os.path.lexists(p) and p != p.parent:
         missing.append(p)
         p = p.parent
-    created = []
+    created: list[Path] = []
     for d in reversed(missing):
         try:
             d.mkdir()
@@ -501,13 +503,10 @@ def _git_commit() -> str | None:
 
 def provenance(**extra: Any) -> dict[str, Any]:
     """What produced a result: versions, platform, command line, time; plus any extra fields."""
-    import torch
-
-    import psychofeat
-    from psychofeat.machine import describe
+    import torch  # here, not at the top: io also serves torch-free commands
 
     info: dict[str, Any] = {
-        "psychofeat_version": psychofeat.__version__,
+        "psychofeat_version": __version__,
         "git_commit": _git_commit(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,

@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from psychofeat import bundled
 from psychofeat.backbones.base import Backbone
-from psychofeat.backbones.registry import load_backbone
-from psychofeat.distance import DEFAULT_EPS, ReferenceFeatures, SelectedChannelDistance, channel_distances
+from psychofeat.distance import DEFAULT_EPS, MIN_SIZE, ReferenceFeatures, channel_distances
+from psychofeat.distance import build_core as _build_core  # private: `build_core` here is the deprecated alias
+from psychofeat.distance import build_selection as _build_selection
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
-from psychofeat.images import check_images, check_pair
-from psychofeat.precision import check_device, compute_context, resolve_dtype
+from psychofeat.images import REDUCTIONS as REDUCTIONS  # re-exported: the metric's reductions
+from psychofeat.images import check_images, check_pair, check_reduction, reduce_batch
+from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
-
-MIN_SIZE = 32
-REDUCTIONS = ("none", "mean", "sum")
 
 
 @dataclass
@@ -39,71 +39,6 @@ class DistanceOutput:
     spatial: torch.Tensor | None = None  # N×1×H×W
 
 
-def build_selection(
-    backbone: Backbone,
-    selection: Selection | str | os.PathLike[str] | None = None,
-    layers: Sequence[str] | None = None,
-    which: str | None = None,
-    fraction: float | None = None,
-    seed: int = 0,
-) -> Selection:
-    """Resolve the channel selection: a Selection, a selection JSON path, "pe" (the bundled selection of the
-    backbone, see `psychofeat.bundled`), or None for all channels of `layers`."""
-    if selection is None:
-        chosen = [backbone.canonical_layer(lay) for lay in (layers or backbone.metric_layers)]
-        return Selection.all_channels(
-            backbone.name,
-            backbone.layer_channels(chosen),
-            {"source": backbone.weights_info.source, "params_sha256": backbone.weights_info.params_sha256},
-        )
-    if isinstance(selection, Selection):
-        sel = selection
-    elif isinstance(selection, str) and selection == bundled.KEYWORD:
-        bundled.check_weights(backbone.name, backbone.weights_info.params_sha256, backbone.weights_info.source)
-        sel = bundled.load_bundled(backbone.name)
-    else:
-        sel = Selection.load(selection)
-    if which is not None:
-        sel = sel.select(which, fraction if fraction is not None else (sel.fraction or 0.25), seed)
-    if layers:
-        sel = sel.restrict([backbone.canonical_layer(lay) for lay in layers])
-    return sel
-
-
-def build_core(
-    model: str | Backbone,
-    weights: str | None,
-    selection: Selection | str | os.PathLike[str] | None,
-    layers: Sequence[str] | None,
-    mode: str,
-    layer_weights: Mapping[str, float] | None,
-    eps: float,
-    which: str | None,
-    fraction: float | None,
-    seed: int,
-    device: str | torch.device,
-    channels_last: bool,
-) -> SelectedChannelDistance:
-    """The shared core of the metric and the loss: backbone + selection -> distance, on `device`."""
-    check_device(device)
-    backbone = model if isinstance(model, Backbone) else load_backbone(model, weights, device=device)
-    sel = build_selection(backbone, selection, layers, which, fraction, seed)
-    core = SelectedChannelDistance(backbone, sel, mode, layer_weights, eps).to(device)
-    if channels_last:
-        # weights in the layout of the inputs: otherwise every convolution re-lays out its weights on every
-        # call (~59 MB of copies per VGG-16 forward). Values are unchanged; a shared backbone just gets faster.
-        core.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
-    return core
-
-
-def _reduce(d: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return d.mean()
-    if reduction == "sum":
-        return d.sum()
-    return d
-
-
 class PerceptualDistance(nn.Module):
     """Selected-channel deep-feature distance between two image batches.
 
@@ -113,7 +48,7 @@ class PerceptualDistance(nn.Module):
     pairs; `create_metric` defaults to `reduction="none"`, one value per pair).
 
     Args:
-        model: backbone name (see `psychofeat layers`) or a `Backbone`.
+        model: backbone name (see `psychofeat layers`) or a `Backbone` (`PerceptualLoss` takes the same).
         weights: weights source of the backbone (default: the model's original ImageNet weights).
         selection: a `Selection`, a `selection.json` path, "pe" for the selection bundled with the package (the
             default analysis of the network's original weights: top 25 % per layer by PE), or None for all
@@ -126,6 +61,10 @@ class PerceptualDistance(nn.Module):
             distances are accumulated in fp32).
         channels_last: feed the backbone channels-last tensors (faster convolutions on CPU and GPU).
     """
+
+    #: metadata of the metric, as torchmetrics' `higher_is_better` (the same for every instance)
+    lower_better: ClassVar[bool] = True
+    min_size: ClassVar[int] = MIN_SIZE
 
     def __init__(
         self,
@@ -145,11 +84,10 @@ class PerceptualDistance(nn.Module):
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
-        self.core = build_core(model, weights, selection, layers, mode, layer_weights, eps, which, fraction, seed,
-                               device, channels_last)
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
+        self.core = _build_core(model, weights=weights, selection=selection, layers=layers, mode=mode,
+                               layer_weights=layer_weights, eps=eps, which=which, fraction=fraction, seed=seed,
+                               device=device, channels_last=channels_last)
         self.dtype = resolve_dtype(dtype, device)
         self.channels_last = channels_last
 
@@ -195,11 +133,11 @@ class PerceptualDistance(nn.Module):
         with compute_context(self._device(), self.dtype):
             maps = self.core.maps(self._prep(x), y, ref)
         layers = self.core.per_layer(maps)
-        d = _reduce(self.core.combine(layers), self.reduction)
+        d = reduce_batch(self.core.combine(layers), self.reduction)
         if not (per_layer or spatial):
             return d
         sp = self.core.spatial(maps, (int(x.shape[-2]), int(x.shape[-1]))) if spatial else None
-        return DistanceOutput(d, {k: _reduce(v, self.reduction) for k, v in layers.items()}, sp)
+        return DistanceOutput(d, {k: reduce_batch(v, self.reduction) for k, v in layers.items()}, sp)
 
     def extra_repr(self) -> str:
         return f"mode={self.core.mode!r}, selection={self.selection.label()!r}, channels={self.selection.n_selected()}"
@@ -230,18 +168,18 @@ def perceptual_distance(
 
     Same defaults as the module: all channels of the model's metric layers (`selection=None`; "pe" for the bundled
     PE selection) and the batch's mean (`reduction="mean"`; "none" for one value per pair)."""
-    if reduction not in REDUCTIONS:
-        raise InputError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}.")
+    check_reduction(reduction)
     metric = _cached_metric(model, weights, str(selection) if selection is not None else None,
                             tuple(layers) if layers else None, mode, which, fraction, seed, str(x.device), dtype)
-    return _reduce(metric(x, y), reduction)  # type: ignore[arg-type]
+    return reduce_batch(metric(x, y), reduction)  # type: ignore[arg-type]
 
 
-class ChannelDistances(nn.Module):
+class _ChannelDistances(nn.Module):
     """Single-channel distances of every channel of `layers`, from one forward pass per image pair.
 
     For channel m: mean_{h,w}(φ_m(x) − φ_m(y))² / (mean_{h,w} φ_m(y)² + ε), y the reference; returns
-    {layer: N×C}. Used to measure each channel's own agreement with human judgments.
+    {layer: N×C}. Deprecated: it was the tests' oracle (now tests/oracles.py); experiments use the batched
+    `psychofeat.distance_bank.SelectionBank`, and `psychofeat.distance.channel_distances` is the formula.
     """
 
     def __init__(
@@ -272,3 +210,35 @@ class ChannelDistances(nn.Module):
                 self._prep(x), lambda k, f: out.__setitem__(k, channel_distances(f, ref[k], self.eps))
             )
         return out
+
+
+def _build_core_positional(model: str | Backbone, *args: Any, **kwargs: Any) -> Any:
+    """`build_core` with its former positional arguments (the deprecated `psychofeat.metric.build_core`)."""
+    names = ("weights", "selection", "layers", "mode", "layer_weights", "eps", "which", "fraction", "seed", "device",
+             "channels_last")
+    return _build_core(model, **dict(zip(names, args)), **kwargs)
+
+
+def _build_selection_positional(backbone: Backbone, *args: Any, **kwargs: Any) -> Selection:
+    """`build_selection` with its former positional arguments (the deprecated `psychofeat.metric.build_selection`)."""
+    names = ("selection", "layers", "which", "fraction", "seed")
+    return _build_selection(backbone, **dict(zip(names, args)), **kwargs)
+
+
+#: deprecated names of this module -> (the object, where it lives now)
+_DEPRECATED: dict[str, tuple[Callable[..., Any], str]] = {
+    "build_core": (_build_core_positional, "psychofeat.distance.build_core (keyword-only arguments)"),
+    "build_selection": (_build_selection_positional,
+                        "psychofeat.distance.build_selection (keyword-only arguments)"),
+    "ChannelDistances": (_ChannelDistances, "psychofeat.distance.channel_distances on FeatureExtractor features "
+                         "(psychofeat.distance_bank.SelectionBank computes them batched; the tests' oracle is "
+                         "tests/oracles.py)"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        obj, new = _DEPRECATED[name]
+        warnings.warn(f"psychofeat.metric.{name} is deprecated; use {new}.", DeprecationWarning, stacklevel=2)
+        return obj
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

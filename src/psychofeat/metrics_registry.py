@@ -9,7 +9,7 @@ Listing and metadata read only the bundle's index: no torch import, no network b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from psychofeat import bundled
@@ -21,7 +21,7 @@ VARIANTS = {
     "pe-bottom25": ("bottom", "the bottom 25 % by PE among responsive channels (the control of pe-top25)"),
     "all": ("all", "every channel of the analysed layers (the same layers as pe-top25)"),
 }
-DEEP_MIN_SIZE = 32  # psychofeat.metric.MIN_SIZE, not imported: that would import torch
+DEEP_MIN_SIZE = 32  # psychofeat.distance.MIN_SIZE (the metric's and the loss's), not imported: that imports torch
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,6 @@ class MetricInfo:
         return sum(self.channels.values())
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {**asdict(self), "n_channels": self.n_channels}
 
 
@@ -100,7 +98,7 @@ def create_metric(name: str, device: str | Any = "cpu", as_loss: bool = False, *
 
     `as_loss=True` gives the matching `PerceptualLoss` (deep metrics only). Extra keyword arguments go to
     `PerceptualDistance` / `PerceptualLoss` (e.g. `dtype="bfloat16"`, `reduction="mean"`, `layers=[...]`). The
-    module carries its metadata as `.info` and `.lower_better`.
+    module carries the entry it was built from as `.info`; `.lower_better` is its class's.
     """
     info = metric_info(name)
     module: Any
@@ -123,5 +121,4 @@ def create_metric(name: str, device: str | Any = "cpu", as_loss: bool = False, *
         module = PerceptualDistance(info.network or "", selection=info.selection, which=info.method,
                                     fraction=info.fraction, device=device, **kwargs)
     module.info = info
-    module.lower_better = info.lower_better
     return module

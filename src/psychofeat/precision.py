@@ -14,6 +14,7 @@ import logging
 import torch
 
 from psychofeat.errors import InputError
+from psychofeat.machine import cpu_model, native_bf16
 
 #: the dtype names every `--dtype` accepts
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
@@ -30,8 +31,6 @@ log = logging.getLogger("psychofeat")
 
 def auto_dtype(device: str | torch.device = "cpu") -> torch.dtype:
     """The precision `"auto"` stands for on `device` (see the module docstring)."""
-    from psychofeat.machine import native_bf16
-
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
@@ -94,8 +93,6 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def _warn_emulated_bf16() -> None:
-    from psychofeat.machine import cpu_model, native_bf16
-
     if native_bf16() or "bf16" in _warned:
         return
     _warned.add("bf16")

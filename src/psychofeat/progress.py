@@ -12,6 +12,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 class LineProgress:
     """The part of tqdm's interface the loops use (update, close, context manager), printing coarse lines."""
@@ -47,8 +49,6 @@ class LineProgress:
 
 def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, **tqdm_kwargs: Any) -> Any:
     """A tqdm bar on a terminal; `LineProgress` lines when stderr is not one; nothing when not `enabled`."""
-    from tqdm.auto import tqdm
-
     if enabled and not _stderr_is_tty():
         return LineProgress(total, desc, unit)
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, **tqdm_kwargs)

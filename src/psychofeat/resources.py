@@ -14,12 +14,9 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from psychofeat.errors import InputError, ResourceError
-
-if TYPE_CHECKING:
-    from psychofeat.backbones.base import Backbone
 
 LIMIT_ENV = "PSYCHOFEAT_MEMORY_LIMIT"
 #: assumed when the available memory cannot be read (no /proc, no sysconf)
@@ -116,17 +113,24 @@ def stimulus_batch_bytes(size: int, batch: int, widest: int = 64) -> int:
     return px * (3 * 8 + 3 * 4 + 2 * int(widest) * 4)
 
 
-def forward_bytes(backbone: Backbone, layers: Sequence[str], size: int, batch: int) -> int:
+class _Network(Protocol):
+    """What `forward_bytes` asks of a network (a `psychofeat.backbones.Backbone`), described by shape so that this
+    module, below the networks, does not import them."""
+
+    @property
+    def default_layers(self) -> list[str]: ...
+
+    def depth_order(self, layers: Sequence[str]) -> list[str]: ...
+
+    def feature_numels(self, layers: Sequence[str], size: int = 64) -> dict[str, int]: ...
+
+
+def forward_bytes(backbone: _Network, layers: Sequence[str], size: int, batch: int) -> int:
     """A batch of `size`² images through `backbone` up to the deepest of `layers`, from the feature-map shapes of
     a 64-px dry run scaled to `size` (two maps alive at once, the largest counted twice), plus the input."""
-    import torch
-
-    from psychofeat.features import FeatureExtractor
-
     ref = 64
     names = backbone.depth_order(list(layers)) if layers else backbone.default_layers
-    with torch.no_grad():
-        feats = FeatureExtractor(backbone, list(names))(backbone._dry_input(ref))
+    numels = backbone.feature_numels(list(names), ref)
     scale = (int(size) / ref) ** 2
-    widest = max((f[0].numel() * scale for f in feats.values()), default=0.0)
+    widest = max((n * scale for n in numels.values()), default=0.0)
     return int(batch * (int(size) ** 2 * (3 * 8 + 3 * 4) + 2 * widest * 4))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from psychofeat.errors import InputError, SelectionError, WeightsError
+from psychofeat.errors import DataMissingError, InputError, SelectionError, WeightsError
 from psychofeat.io import read_json, write_json
 
 if TYPE_CHECKING:
@@ -374,8 +374,6 @@ class Selection:
         if path.is_dir():
             raise InputError(f"selection {path} is a folder; give the selection.json in it.")
         if not path.is_file():
-            from psychofeat.errors import DataMissingError
-
             raise DataMissingError(f"selection file {path} does not exist (it is written by `psychofeat analyze`).")
         try:
             data = read_json(path)
@@ -546,8 +544,6 @@ def load_ranked(path: str | os.PathLike[str], layers: Sequence[str], model: str 
 
     What an experiment deriving top/bottom/random-k from a file needs, checked before any work starts.
     """
-    from psychofeat.errors import DataMissingError
-
     path = Path(path)
     if path.is_dir():
         raise InputError(f"--selection {path} is a folder; give the selection.json in it.")

@@ -9,7 +9,8 @@ from psychofeat.backbones.base import (
     WeightsInfo,
     from_module,
 )
-from psychofeat.backbones.registry import ModelSpec, available_models, get_spec, load_backbone, register_model
+from psychofeat.backbones.load import load_backbone
+from psychofeat.backbones.registry import ModelSpec, available_models, get_spec, register_model
 
 __all__ = [
     "CAFFE_VGG",

@@ -2,53 +2,50 @@
 
 A user always feeds [0, 1] RGB images; the backbone's `Preprocessing` turns them into what the weights were
 trained on (torchvision: RGB normalised by ImageNet mean/std; Caffe: BGR, 0-255, minus the mean pixel).
+`Preprocessing`, the named preprocessings, `WeightsInfo` and the weight fingerprints are defined in
+`psychofeat.weights.base` (weight sources need them without the networks) and re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from psychofeat.errors import InputError, WeightsError, unknown_name
+from psychofeat.errors import InputError, unknown_name
+from psychofeat.features import FeatureExtractor
+from psychofeat.weights.base import (
+    CAFFE_VGG,
+    IDENTITY,
+    PREPROCESSINGS,
+    TORCHVISION,
+    Preprocessing,
+    WeightsInfo,
+    fingerprint_check,
+    params_sha256,
+)
 
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """An affine map from [0, 1] RGB to the network's input space."""
-
-    name: str
-    channel_order: str  # "RGB" or "BGR"
-    scale: float  # multiply [0, 1] values by this (1 or 255)
-    mean: tuple[float, float, float]  # subtracted after scaling, in the network's channel order
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessing:
-        return cls(
-            name=str(d["name"]),
-            channel_order=str(d["channel_order"]),
-            scale=float(d["scale"]),
-            mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
-            std=tuple(float(v) for v in d.get("std", (1.0, 1.0, 1.0))),  # type: ignore[arg-type]
-        )
-
-
-TORCHVISION = Preprocessing("torchvision", "RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-CAFFE_VGG = Preprocessing("caffe-vgg", "BGR", 255.0, (103.939, 116.779, 123.68))
-IDENTITY = Preprocessing("identity", "RGB", 1.0, (0.0, 0.0, 0.0))
-
-PREPROCESSINGS: dict[str, Preprocessing] = {p.name: p for p in (TORCHVISION, CAFFE_VGG, IDENTITY)}
+__all__ = [
+    "CAFFE_VGG",
+    "IDENTITY",
+    "PREPROCESSINGS",
+    "TORCHVISION",
+    "Backbone",
+    "Normalize",
+    "Preprocessing",
+    "WeightsInfo",
+    "fingerprint_check",
+    "from_module",
+    "params_sha256",
+]
 
 
 class Normalize(nn.Module):
     """Apply a `Preprocessing` as one fused per-channel affine map: y_c = x_{perm(c)} · a_c + b_c."""
+
+    a: torch.Tensor
+    b: torch.Tensor
 
     def __init__(self, prep: Preprocessing) -> None:
         super().__init__()
@@ -65,55 +62,6 @@ class Normalize(nn.Module):
         if self.flip:
             x = x.flip(1)
         return torch.addcmul(self.b.to(x.dtype), x, self.a.to(x.dtype))
-
-
-@dataclass
-class WeightsInfo:
-    """Where a backbone's weights came from: recorded in every manifest."""
-
-    source: str  # "imagenet", "torchvision", "random:0", "shuffled:0", "file"
-    description: str
-    sha256: str | None = None  # of the state-dict file loaded (None for generated weights)
-    path: str | None = None
-    params_sha256: str | None = None  # of the parameter values actually in the network
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def params_sha256(module: nn.Module) -> str:
-    """A checksum of a module's parameter and buffer values (identifies generated weights too)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def fingerprint_check(
-    label: str, first: Callable[[nn.Module], torch.Tensor], first_name: str, expected_first: float, tol: float,
-    expected_sha256: str,
-) -> Callable[..., None]:
-    """A check that recognises one published set of weights: one known value, then the checksum of all of them.
-
-    The returned `verify(net, digest=None)` takes the parameters' checksum when the caller has it already.
-    """
-
-    def verify(net: nn.Module, digest: str | None = None) -> None:
-        value = float(first(net).detach())
-        if abs(value - expected_first) > tol:
-            raise WeightsError(f"{label} imagenet weights: {first_name} = {value}, expected {expected_first}.")
-        digest = digest or params_sha256(net)
-        if digest != expected_sha256:
-            raise WeightsError(
-                f"{label} imagenet weights: parameter checksum {digest[:16]}… differs from the published "
-                f"{expected_sha256[:16]}…; delete the cache entry and re-import."
-            )
-
-    return verify
 
 
 class Backbone(nn.Module):
@@ -189,8 +137,6 @@ class Backbone(nn.Module):
     def layer_channels(self, layers: Sequence[str] | None = None) -> dict[str, int]:
         """Output channels of each named layer, measured once with a small dry run."""
         if self._channels is None:
-            from psychofeat.features import FeatureExtractor
-
             names = self.layer_names()
             ext = FeatureExtractor(self, names)
             with torch.no_grad():
@@ -202,13 +148,18 @@ class Backbone(nn.Module):
         for layer in layers:
             key = self.canonical_layer(layer)
             if key not in self._channels:
-                from psychofeat.features import FeatureExtractor
-
                 with torch.no_grad():
                     f = FeatureExtractor(self, [key])(self._dry_input())
                 self._channels[key] = int(f[key].shape[1])
             out[key] = self._channels[key]
         return out
+
+    def feature_numels(self, layers: Sequence[str], size: int = 64) -> dict[str, int]:
+        """Elements in one image's feature map of each of `layers` for a `size`² input, from one dry run (what the
+        memory estimate of `psychofeat.resources.forward_bytes` scales to the stimulus size)."""
+        with torch.no_grad():
+            feats = FeatureExtractor(self, list(layers))(self._dry_input(size))
+        return {k: int(f[0].numel()) for k, f in feats.items()}
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         """Where and in which float type the network computes (its parameters'; CPU and float32 without any)."""

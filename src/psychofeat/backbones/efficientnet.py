@@ -32,10 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psychofeat.backbones.base import TORCHVISION, Preprocessing, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
 from psychofeat.errors import WeightsError
+from psychofeat.io import sha256_file
+from psychofeat.weights.base import TORCHVISION, Preprocessing, fingerprint_check
+from psychofeat.weights.cache import write_entry
 from psychofeat.weights.sources import PretrainedSource
+from psychofeat.weights.state_dict import check_state_dict, load_state_dict_file
 
 TF_LITE = Preprocessing("tf-efficientnet-lite", "RGB", 255.0, (127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
 
@@ -159,10 +162,6 @@ def checkpoint_path() -> Path:
 
 def import_imagenet(dest: Path, source: Path | None = None) -> dict[str, Any]:
     """Write the cache entry `dest` from the packaged checkpoint (or a given copy of it), sha256-checked."""
-    from psychofeat.io import sha256_file
-    from psychofeat.weights.cache import write_entry
-    from psychofeat.weights.state_dict import check_state_dict, load_state_dict_file
-
     src = Path(source) if source is not None else checkpoint_path()
     if not src.is_file():
         raise WeightsError(f"{src} does not exist; reinstall the weights: {EXTRA_HINT}")

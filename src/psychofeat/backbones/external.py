@@ -23,8 +23,11 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from psychofeat.backbones.base import TORCHVISION, Backbone, Preprocessing, WeightsInfo, params_sha256
+from psychofeat.backbones.base import Backbone
+from psychofeat.backbones.registry import load_state_into, parse_seeded, resolve_preprocessing
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
+from psychofeat.io import sha256_file
+from psychofeat.weights.base import TORCHVISION, Preprocessing, WeightsInfo, params_sha256
 
 LIBRARIES: dict[str, str] = {"torchvision": "pip install torchvision", "timm": "pip install timm"}
 TRACE_SIZE = 224
@@ -133,9 +136,6 @@ def default_layer_paths(net: nn.Module, traced: dict[str, TracedLayer]) -> list[
 
 
 def _load_weights(model: str, net: nn.Module, weights: str | Path | None) -> WeightsInfo:
-    from psychofeat.backbones.registry import load_state_into, parse_seeded
-    from psychofeat.io import sha256_file
-
     if weights is None:
         raise InputError(
             f"{model} has no default weights in psychofeat: pass --weights PATH (a state dict saved from this "
@@ -159,8 +159,6 @@ def load_external(
     layers: Sequence[str] | None = None,
 ) -> Backbone:
     """Build `torchvision:<name>` / `timm:<name>` with weights from a file or `random[:SEED]`."""
-    from psychofeat.backbones.registry import parse_seeded
-
     library, name = parse_external(model)
     if weights is not None and (seed := parse_seeded(str(weights), "random")) is not None:
         torch.manual_seed(seed)
@@ -168,8 +166,6 @@ def load_external(
     info = _load_weights(model, net, weights)
     info.params_sha256 = params_sha256(net)
     if preprocessing is not None:
-        from psychofeat.backbones.registry import resolve_preprocessing
-
         prep = resolve_preprocessing(preprocessing)
     else:
         prep = default_preprocessing(library, net)

@@ -4,22 +4,25 @@
 source: a named pretrained family ("imagenet", "torchvision"), a `.pth` path, `random[:SEED]` (the framework's
 default initialisation, seeded) or `shuffled[:SEED]` (pretrained values permuted: same statistics, no structure).
 Model modules register themselves with `register_model`; `torchvision:<name>` / `timm:<name>` are resolved
-by `psychofeat.backbones.external` when those packages are installed.
+by `psychofeat.backbones.external` when those packages are installed. `load_backbone` itself lives in
+`psychofeat.backbones.load` (it uses both this registry and `external`, which uses this registry's helpers).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
 from torch import nn
 
-from psychofeat.backbones.base import PREPROCESSINGS, Backbone, Preprocessing, WeightsInfo, params_sha256
 from psychofeat.errors import InputError, unknown_name
+from psychofeat.weights.base import PREPROCESSINGS, Preprocessing
+from psychofeat.weights.state_dict import check_state_dict, load_state_dict_file
 
 
 @dataclass
@@ -58,10 +61,8 @@ def _discover() -> None:
     global _DISCOVERED
     if _DISCOVERED:
         return
-    import psychofeat.backbones as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name not in ("base", "registry", "external", "controls"):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this package's folder
+        if info.name not in ("base", "registry", "external", "controls", "load"):
             importlib.import_module(f"psychofeat.backbones.{info.name}")
     _DISCOVERED = True
 
@@ -117,8 +118,6 @@ def resolve_preprocessing(name: str) -> Preprocessing:
 
 def load_state_into(net: nn.Module, path: Path, what: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
     """Load a state-dict file into `net`, checked parameter by parameter (keys under `ignore_prefixes` dropped)."""
-    from psychofeat.weights import check_state_dict, load_state_dict_file
-
     state = load_state_dict_file(path)
     if ignore_prefixes:
         state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
@@ -126,90 +125,12 @@ def load_state_into(net: nn.Module, path: Path, what: str, ignore_prefixes: tupl
     net.load_state_dict(state)
 
 
-def load_backbone(
-    model: str | Backbone = "vgg16",
-    weights: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    preprocessing: str | None = None,
-) -> Backbone:
-    """Build a named backbone with the requested weights, in eval mode with frozen parameters."""
-    from psychofeat.precision import check_device
-
-    check_device(device)  # a device this machine lacks is an InputError, not torch's AssertionError
-    if isinstance(model, Backbone):
-        return model.to(device)
-    if ":" in model and model.split(":", 1)[0] in ("torchvision", "timm"):
-        from psychofeat.backbones.external import load_external
-
-        return load_external(model, weights, device=device, preprocessing=preprocessing)
-    spec = get_spec(model)
-    net, info, prep = _load_weights(spec, weights)
-    if preprocessing is not None:
-        prep = resolve_preprocessing(preprocessing)
-    info.params_sha256 = info.params_sha256 or params_sha256(net)
-    return Backbone(
-        spec.name, net, spec.layer_paths, prep, info, spec.default_layers, metric_layers=spec.metric_layers
-    ).to(device)
-
-
-def _manifest_preprocessing(manifest: Mapping[str, object], path: Path) -> Preprocessing:
-    """The preprocessing a weights file's sidecar manifest records, refused clearly when malformed."""
-    from psychofeat.errors import WeightsError
-
-    try:
-        return Preprocessing.from_dict(manifest["preprocessing"])  # type: ignore[arg-type]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise WeightsError(f"the sidecar manifest of {path} has a malformed 'preprocessing' entry ({exc}); fix it, "
-                           "or delete it and pass --preprocessing NAME.") from exc
-
-
-def _load_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[nn.Module, WeightsInfo, Preprocessing]:
-    from psychofeat.io import sha256_file
-    from psychofeat.weights import obtain
-    from psychofeat.weights.cache import sidecar_manifest
-
-    default = spec.sources[spec.default_source]
-    w = str(weights) if weights is not None else spec.default_source
-    if (seed := parse_seeded(w, "random")) is not None:
-        torch.manual_seed(seed)
-        net = spec.build()
-        return net, WeightsInfo(f"random:{seed}", f"default PyTorch initialisation, seed {seed}"), default.preprocessing  # type: ignore[attr-defined]
-    if (seed := parse_seeded(w, "shuffled")) is not None:
-        from psychofeat.backbones.controls import shuffle_weights
-
-        net, info, prep = _load_weights(spec, spec.default_source)
-        shuffle_weights(net, seed)
-        return net, WeightsInfo(
-            f"shuffled:{seed}",
-            f"{info.description}, values permuted across output channels and within filters (seed {seed})",
-            sha256=info.sha256,
-            path=info.path,
-        ), prep
-    if w in spec.sources:
-        src = spec.sources[w]
-        path, manifest = obtain(src)  # type: ignore[arg-type]
-        prep = Preprocessing.from_dict(manifest["preprocessing"]) if "preprocessing" in manifest else src.preprocessing  # type: ignore[attr-defined]
-        info = WeightsInfo(w, src.description, sha256=manifest.get("sha256"), path=str(path),  # type: ignore[attr-defined]
-                           extra={k: v for k, v in manifest.items() if k.startswith("source")})
-        verify = src.verify  # type: ignore[attr-defined]
-    else:
-        path = Path(w).expanduser()
-        if not path.exists() and not w.endswith((".pth", ".pt", ".bin")):
-            raise unknown_name(
-                f"weights source for {spec.name}",
-                w,
-                [*spec.sources, "random[:SEED]", "shuffled[:SEED]", "<path to .pth>"],
-            )
-        manifest = sidecar_manifest(path) if path.is_file() else None
-        prep = _manifest_preprocessing(manifest, path) if manifest and "preprocessing" in manifest \
-            else spec.file_preprocessing
-        info = WeightsInfo(
-            "file", f"state dict from {path}", sha256=sha256_file(path) if path.is_file() else None, path=str(path)
-        )
-        verify = None
-    net = spec.build()
-    load_state_into(net, path, spec.name, spec.ignore_prefixes)
-    info.params_sha256 = params_sha256(net)
-    if verify is not None:
-        verify(net, info.params_sha256)
-    return net, info, prep
+def __getattr__(name: str) -> Any:
+    """`load_backbone` moved to `psychofeat.backbones.load` (also `psychofeat.backbones.load_backbone`)."""
+    if name == "load_backbone":
+        warnings.warn("psychofeat.backbones.registry.load_backbone moved to psychofeat.backbones.load_backbone "
+                      "(psychofeat.backbones.load); the old name will be removed.", DeprecationWarning, stacklevel=2)
+        # imported by name, not by an import statement: `load` imports this module, and the package's import
+        # graph (walked with `ast`) stays free of circles
+        return importlib.import_module("psychofeat.backbones.load").load_backbone
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,9 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from psychofeat.backbones.base import TORCHVISION, Preprocessing, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
+from psychofeat.config import weights_dir
 from psychofeat.errors import WeightsError
+from psychofeat.io import sha256_file
+from psychofeat.weights.base import TORCHVISION, Preprocessing, fingerprint_check
+from psychofeat.weights.cache import write_entry
+from psychofeat.weights.download import download
+from psychofeat.weights.ncnn import read_convolutions
 from psychofeat.weights.sources import PretrainedSource
 
 CAFFE_SQUEEZENET = Preprocessing("caffe-squeezenet", "BGR", 255.0, (104.0, 117.0, 123.0))
@@ -141,8 +146,6 @@ def state_dict_from_ncnn(param_path: str | Path, bin_path: str | Path) -> dict[s
     Every convolution must appear under its Caffe name, in order, with the kernel, stride, padding, bias and
     fused ReLU of this architecture; anything else is refused naming the layer.
     """
-    from psychofeat.weights.ncnn import read_convolutions
-
     convs = read_convolutions(param_path, bin_path)
     table = ncnn_to_torch()
     if [c.name for c in convs] != list(table):
@@ -174,9 +177,6 @@ def state_dict_from_ncnn(param_path: str | Path, bin_path: str | Path) -> dict[s
 def _locate(source: Path | None, tmp: Path) -> tuple[Path, Path, str, str]:
     """(param, bin, origin of param, origin of bin): the given `.bin` or folder, else the shared weights
     folder, else a download from ncnn-assets (both files sha256-checked)."""
-    from psychofeat.config import weights_dir
-    from psychofeat.weights.download import download
-
     if source is not None:
         source = Path(source)
         bin_path = source if not source.is_dir() else source / BIN_NAME
@@ -192,9 +192,6 @@ def _locate(source: Path | None, tmp: Path) -> tuple[Path, Path, str, str]:
 
 def import_imagenet(dest: Path, source: Path | None = None) -> dict[str, Any]:
     """Write the cache entry `dest` from the ncnn files (given `.bin` or folder, shared folder, or download)."""
-    from psychofeat.io import sha256_file
-    from psychofeat.weights.cache import write_entry
-
     with tempfile.TemporaryDirectory() as tmp:
         param_path, bin_path, param_origin, origin = _locate(source, Path(tmp))
         for p in (param_path, bin_path):

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from psychofeat.backbones.base import CAFFE_VGG, TORCHVISION, fingerprint_check
 from psychofeat.backbones.registry import ModelSpec, register_model
+from psychofeat.weights.base import CAFFE_VGG, TORCHVISION, fingerprint_check
 from psychofeat.weights.sources import PretrainedSource
-from psychofeat.weights.vgg16_import import FIRST_BIAS
+from psychofeat.weights.vgg16_import import FIRST_BIAS, import_vgg16
 
 CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 TORCHVISION_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
-#: params_sha256 of the trunk after importing the original ImageNet weights (see psychofeat.backbones.base)
+#: params_sha256 of the trunk after importing the original ImageNet weights (see psychofeat.weights.base)
 IMAGENET_PARAMS_SHA256 = "ac0a901d030434268e4ef5287f2320c86987c2cbab0323b2ab3c93cc2cbdbab3"
 
 
@@ -65,9 +66,9 @@ RELU_LAYERS = [n for n in layer_paths() if n.startswith("relu")]
 
 
 def _import_imagenet(dest: Path, source: Path | None = None) -> dict:  # type: ignore[type-arg]
-    from psychofeat.weights.vgg16_import import import_vgg16
-
-    return import_vgg16(dest, source)
+    with torch.device("meta"):  # shapes only, nothing allocated: what the imported file must hold
+        expected = VGG16Trunk().state_dict()
+    return import_vgg16(dest, source, expected=expected)
 
 
 #: the original weights are recognised by conv1_1's first bias and the checksum of all parameters

@@ -46,6 +46,12 @@ The parameters below are the fitted values of ``CSF_castleCSF.get_default_par()`
 in ``<data root>/hvs/castleCSF_default_par.json``; they are embedded so that the package works without the
 shared data. tests/test_csf.py checks this port against values computed by the MATLAB code in GNU Octave
 (scripts/castlecsf_reference.m) to 1e-6 relative.
+
+The chromatic part (issue 22) is public too: `chromatic_mechanism_sensitivity` (the red-green and yellow-violet
+mechanisms alone, MATLAB ``castleCSF_rg`` / ``castleCSF_yv``), `mechanism_sensitivity` (any of the three) and
+`castle_sensitivity_lms` (the full model for any background and modulation direction in LMS, e.g. isoluminant
+gratings). They are checked the same way against scripts/castlecsf_chrom_reference.m
+(tests/data/castlecsf_chrom_reference.csv, 0.002–32 cpd, 0.1–1000 cd/m², 0.05–100 deg², six colour directions).
 """
 
 from __future__ import annotations
@@ -187,6 +193,63 @@ def castle_sensitivity(f: FloatArray, lum: FloatArray, area: FloatArray) -> Floa
     ) ** (1.0 / beta)
     k_thr = 1.0 / c
     cone_contrast = k_thr[..., None] * D65_LMS_DELTA / lms_bkg
+    rms_cone_contrast = np.sqrt(np.sum(cone_contrast**2, axis=-1)) / np.sqrt(3.0)
+    return np.asarray(1.0 / rms_cone_contrast, dtype=np.float64)
+
+
+# --- the chromatic part: mechanisms alone and the full model along any colour direction ------------------------
+
+#: castleCSF's three post-receptoral mechanisms, in the order of the rows of `LMS_TO_ACC`
+MECHANISMS: tuple[str, ...] = ("ach", "rg", "yv")
+_CHROMATIC = {"rg": RG, "yv": YV}
+
+
+def chromatic_mechanism_sensitivity(mechanism: str, f: FloatArray, lum: FloatArray, area: FloatArray) -> FloatArray:
+    """The red-green (``"rg"``) or yellow-violet (``"yv"``) mechanism alone, static and foveal (MATLAB
+    ``castleCSF_rg.sensitivity`` / ``castleCSF_yv.sensitivity``, i.e. ``CSF_castleCSF_chrom``).
+
+    ``S = S_max(L) · LP(f) · sqrt(A_c / (1 + A_c/A)) · f`` with LP = 1 below the constant f_max and the
+    log-parabola above; at 0 Hz the sustained response is 1 and at 0° eccentricity there is no drop. Sensitivity
+    to the mechanism's own contrast (castleCSF's C_R, C_Y: the mechanism response normalised by the achromatic
+    response of the background). Arguments unchecked: float64 arrays, f [cpd], lum [cd/m²], area [deg²].
+    """
+    if mechanism not in _CHROMATIC:
+        raise ValueError(f"chromatic mechanism must be 'rg' or 'yv', got {mechanism!r}")
+    f, lum, area = (np.asarray(v, dtype=np.float64) for v in (f, lum, area))
+    return np.asarray(_chromatic_channel(f, area, lum, _CHROMATIC[mechanism]), dtype=np.float64)
+
+
+def mechanism_sensitivity(mechanism: str, f: FloatArray, lum: FloatArray, area: FloatArray) -> FloatArray:
+    """One castleCSF mechanism alone: ``"ach"`` (`achromatic_mechanism_sensitivity`), ``"rg"`` or ``"yv"``."""
+    if mechanism == "ach":
+        f, lum, area = (np.asarray(v, dtype=np.float64) for v in (f, lum, area))
+        return achromatic_mechanism_sensitivity(f, lum, area)
+    return chromatic_mechanism_sensitivity(mechanism, f, lum, area)
+
+
+def castle_sensitivity_lms(f: FloatArray, lms_bkg: FloatArray, lms_delta: FloatArray, area: FloatArray) -> FloatArray:
+    """Full castleCSF for a modulation along `lms_delta` on a background `lms_bkg` (MATLAB ``sensitivity`` given
+    ``lms_bkg`` and ``lms_delta``): 1 / RMS cone contrast at threshold, static and foveal.
+
+    `lms_bkg` and `lms_delta` are CIE 2006 LMS with the colour in the last axis (size 3), broadcast against `f`
+    and `area` (given without that axis). The adaptation luminance is castleCSF's, L + M of the background.
+    Mechanism contrasts C = |M·Δ| / (M·bkg)[A] combine as ``k = 1/sqrt(Σ (C·S)²)`` (`castle_sensitivity` is
+    the D65 luminance case).
+    """
+    f, area = np.asarray(f, dtype=np.float64), np.asarray(area, dtype=np.float64)
+    bkg, delta = np.asarray(lms_bkg, dtype=np.float64), np.asarray(lms_delta, dtype=np.float64)
+    if bkg.shape[-1] != 3 or delta.shape[-1] != 3:
+        raise ValueError("lms_bkg and lms_delta need the L, M, S components in their last axis")
+    lum = bkg[..., 0] + bkg[..., 1]
+    acc_bkg = np.abs(bkg @ LMS_TO_ACC.T)
+    acc_delta = np.abs(delta @ LMS_TO_ACC.T)
+    beta = CHROM_CH_BETA
+    total = 0.0
+    for i, mech in enumerate(MECHANISMS):
+        c = acc_delta[..., i] / acc_bkg[..., 0]  # every mechanism normalised by the background's achromatic response
+        total = total + (c * mechanism_sensitivity(mech, f, lum, area)) ** beta
+    k_thr = 1.0 / total ** (1.0 / beta)
+    cone_contrast = np.asarray(k_thr)[..., None] * delta / bkg
     rms_cone_contrast = np.sqrt(np.sum(cone_contrast**2, axis=-1)) / np.sqrt(3.0)
     return np.asarray(1.0 / rms_cone_contrast, dtype=np.float64)
 

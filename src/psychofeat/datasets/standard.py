@@ -7,6 +7,7 @@ the same format. Layouts, score types and the quirks of each table are documente
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ SPECS: dict[str, StandardSpec] = {
 
 def load_standard(
     name: str,
-    root: str | Path | None = None,
+    root: str | os.PathLike[str] | None = None,
     scores: ScoresSource = None,
     check: bool = True,
 ) -> FullReferenceDataset:

@@ -1,6 +1,6 @@
 """`psychofeat compare`: is a human-like channel a product of training or of architecture?
 
-Every network is analysed (`psychofeat.experiments.analyze`) three ways, with the same stimuli: its pretrained
+Every network is analysed (`psychofeat.analysis`) three ways, with the same stimuli: its pretrained
 weights, a seeded random initialisation (`random:SEED`, the architecture alone) and its pretrained weights
 shuffled (`shuffled:SEED`, same weight statistics, no learned structure). Per layer, the table gives PE's median
 and quartiles, the fraction of channels above the pretrained VGG-16 median PE (one reference number, pooled over
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from psychofeat.analysis import AnalysisConfig, analyze
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
-from psychofeat.experiments.analyze import AnalysisConfig, analyze
 
 CONTROLS = ("random", "shuffled")
 REFERENCE_MODEL = "vgg16"
@@ -51,13 +51,14 @@ class CompareConfig:
         if extra:
             raise InputError(f"--layers-per-model names {extra}, which are not in --models {list(self.models)}.")
 
-    def runs(self) -> list[tuple[str, str, str]]:
-        """(model, label, weights spec) for every analysis, pretrained first."""
-        out = []
+    def runs(self) -> list[tuple[str, str, str | None]]:
+        """(model, label, weights spec; None = the model's own pretrained weights) for every analysis, pretrained
+        first."""
+        out: list[tuple[str, str, str | None]] = []
         for m in self.models:
             out.append((m, PRETRAINED, None))
             out += [(m, c, f"{c}:{self.seed}") for c in self.controls]
-        return out  # type: ignore[return-value]
+        return out
 
 
 def depth_fractions(net: nn.Module, paths: Mapping[str, str]) -> dict[str, float]:

@@ -9,7 +9,10 @@ against the originals (so `--resume`, which reads the PNGs back, scores the same
 optimisation never saw: PSNR and SSIM on RGB, and the all-channel distances of SqueezeNet 1.1 and
 EfficientNet-Lite0; VGG-16's all-channel distance is reported too, marked as the optimised network when it is.
 Paired per-image differences (top − all, top − mean of the random seeds, top − bottom) get bootstrap 95 % CIs and
-win shares from the SR experiment's `paired_comparisons`.
+win shares from `psychofeat.stats.paired_comparisons` (as the SR experiment's).
+
+This module runs the study and returns its `InvertResult`; `invert_report` writes the tables, the manifest and
+report.html (`write_outputs`), and `invert_report.run_invert` does both.
 """
 
 from __future__ import annotations
@@ -21,25 +24,35 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
-from psychofeat.errors import DataMissingError, InputError, PsychofeatError
+from psychofeat import stats
+from psychofeat.backbones import get_spec, load_backbone
+from psychofeat.backbones.base import Backbone
+from psychofeat.classic import psnr, ssim
+from psychofeat.config import data_path
+from psychofeat.distance import SelectedChannelDistance
+from psychofeat.errors import DataMissingError, InputError, PsychofeatError, unknown_name
 from psychofeat.experiments.invert import STATUS_ZERO_GRAD, Inversion, InversionBudget, initial_images, invert
-from psychofeat.images import IMAGE_SUFFIXES, list_images
-
-if TYPE_CHECKING:
-    from psychofeat.backbones.base import Backbone
-    from psychofeat.selection import Selection
+from psychofeat.images import IMAGE_SUFFIXES, dequantize, list_images, load_image_uint8, quantize, save_image
+from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json
+from psychofeat.precision import dtype_name, resolve_dtype
+from psychofeat.selection import Selection, load_ranked
+from psychofeat.sr.evaluate import perceptual_metrics
 
 DEFAULT_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 DEFAULT_PERCEPTUAL = ("squeezenet1_1", "efficientnet_lite0", "vgg16")
 #: Kodak24 as shipped in the shared SR training pool (500×500 crops of the 768×512 originals)
 KODAK_PATTERN = "kodak24_*.png"
 COMPARISONS = (("top", "all"), ("top", "random"), ("top", "bottom"))
+#: the scores that grow with quality; every distance column shrinks
+HIGHER_BETTER = ("psnr", "ssim")
 INIT = "init"
 #: settings that change the reconstructions; a resumed run must keep them
 RUN_FIELDS = ("model", "weights", "selection_sha256", "layers", "combined", "fraction", "seeds", "mode", "steps",
@@ -110,8 +123,6 @@ QUICK: dict[str, Any] = {"layers": ("relu2_2",), "n_images": 2, "steps": 10, "se
 
 def make_config(quick: bool = False, **overrides: Any) -> InvertConfig:
     """The default settings, or `--quick`'s, with explicit overrides (None keeps the preset; unknown names raise)."""
-    from psychofeat.errors import unknown_name
-
     known = [f.name for f in dataclasses.fields(InvertConfig)]
     unknown = set(overrides) - set(known)
     if unknown:
@@ -128,8 +139,6 @@ def layer_label(layers: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------------------------- images
 def _square(arr: np.ndarray, size: int) -> np.ndarray:
     """The centre square of an H×W×3 uint8 image, resized to size×size (PIL bicubic, antialiased when shrinking)."""
-    from PIL import Image
-
     h, w = arr.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
@@ -141,8 +150,6 @@ def _square(arr: np.ndarray, size: int) -> np.ndarray:
 
 def image_files(folder: str | os.PathLike[str] | None, n: int) -> list[Path]:
     """`n` images: the given folder's first `n` (sorted by name), or `n` evenly spaced Kodak24 images."""
-    from psychofeat.config import data_path
-
     if folder is not None:
         root = Path(folder)
         if not root.is_dir():
@@ -162,8 +169,6 @@ def image_files(folder: str | os.PathLike[str] | None, n: int) -> list[Path]:
 
 def load_image_set(files: Sequence[Path], size: int) -> tuple[list[str], torch.Tensor]:
     """Names (file stems) and an N×3×size×size uint8 tensor of the centre squares (`dequantize` for [0, 1])."""
-    from psychofeat.images import load_image_uint8
-
     arrays = [_square(load_image_uint8(f), size) for f in files]
     return [f.stem for f in files], torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
@@ -186,8 +191,6 @@ def method_of(label: str) -> tuple[str, int | None]:
 
 
 def load_selection(cfg: InvertConfig) -> Selection:
-    from psychofeat.selection import load_ranked
-
     return load_ranked(cfg.selection, cfg.layers)
 
 
@@ -199,9 +202,6 @@ def score_images(recon: torch.Tensor, target: torch.Tensor, metrics: dict[str, C
     `recon` and `target` are the uint8 levels that are (or were) saved as PNG: a table scores exactly what the run
     wrote, so a resumed run, which reads the PNGs back, reproduces it bit for bit.
     """
-    from psychofeat.classic import psnr, ssim
-    from psychofeat.images import dequantize
-
     r, t = dequantize(recon, torch.float64), dequantize(target, torch.float64)
     out = {"psnr": psnr(r, t).numpy(), "ssim": ssim(r, t).numpy()}
     r32, t32 = dequantize(recon).to(device), dequantize(target).to(device)
@@ -218,9 +218,6 @@ def perceptual_columns(cfg: InvertConfig, backbone: Backbone) -> tuple[dict[str,
     The columns use each network's ImageNet weights, so with another weights source (the random-weight control)
     the VGG-16 column is a held-out network and is not marked.
     """
-    from psychofeat.backbones import get_spec
-    from psychofeat.sr.evaluate import perceptual_metrics
-
     try:
         default_source = get_spec(backbone.name).default_source
     except PsychofeatError:  # a custom backbone: no column uses its weights
@@ -237,6 +234,7 @@ class InvertResult:
     paired: pd.DataFrame
     curves: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+    config: InvertConfig | None = None  # the settings as run ("auto" dtype resolved, the selection's checksum)
 
 
 def fingerprint(init: torch.Tensor) -> str:
@@ -250,8 +248,6 @@ def _run_dir(out: Path, layers: Sequence[str], label: str) -> Path:
 
 def _save_pngs(folder: Path, names: Sequence[str], levels: torch.Tensor) -> None:
     """Write N×3×H×W uint8 levels (the output of `quantize`) as PNGs."""
-    from psychofeat.images import save_image
-
     folder.mkdir(parents=True, exist_ok=True)
     for name, img in zip(names, levels):
         save_image(img.unsqueeze(0), folder / f"{name}.png")
@@ -259,9 +255,6 @@ def _save_pngs(folder: Path, names: Sequence[str], levels: torch.Tensor) -> None
 
 def _cached(folder: Path, cfg_key: dict[str, Any], names: Sequence[str]) -> tuple[torch.Tensor, dict[str, Any]] | None:
     """A finished selection run of the same settings (for --resume): its 8-bit reconstructions (uint8) and record."""
-    from psychofeat.images import load_image_uint8
-    from psychofeat.io import read_json
-
     rec_path = folder / "run.json"
     if not rec_path.is_file():
         return None
@@ -275,15 +268,9 @@ def _cached(folder: Path, cfg_key: dict[str, Any], names: Sequence[str]) -> tupl
 def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Backbone | None = None,
                resume: bool = False, overwrite: bool = False, progress: bool = True,
                log: Callable[[str], None] | None = None) -> InvertResult:
-    """Run every (layer set, selection) inversion, score, compare and write everything into `out`."""
-    from tqdm.auto import tqdm
-
-    from psychofeat.backbones import load_backbone
-    from psychofeat.distance import SelectedChannelDistance
-    from psychofeat.images import dequantize, quantize
-    from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json
-    from psychofeat.precision import dtype_name, resolve_dtype
-
+    """Run every (layer set, selection) inversion into `out` (its images and per-run records: what `resume` reuses),
+    score and compare them. The tables, manifest and report are written by `invert_report.write_outputs`
+    (`invert_report.run_invert` does both)."""
     say = log or (lambda s: None)
     cfg.validate()
     sel = load_selection(cfg)
@@ -370,9 +357,7 @@ def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Back
             "backbone": {"name": backbone.name, "weights": backbone.weights_info.source,
                          "params_sha256": backbone.weights_info.params_sha256},
             "threads": torch.get_num_threads()}
-    result = InvertResult(out, results, paired, pd.concat(curves, ignore_index=True), info)
-    write_outputs(result, cfg)
-    return result
+    return InvertResult(out, results, paired, pd.concat(curves, ignore_index=True), info, cfg)
 
 
 def _settings(cfg: InvertConfig) -> dict[str, Any]:
@@ -395,19 +380,19 @@ def score_names(results: pd.DataFrame) -> list[str]:
 
 
 def per_image_methods(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (layer set, image, method), random-k averaged over its seeds, in the SR table's columns."""
+    """One row per (layer set, image, method), random-k averaged over its seeds: columns layers, image, method and
+    the scores."""
     scores = score_names(results)
     rows = results[results["method"] != INIT]
-    wide = rows.groupby(["layers", "image", "method"], sort=False)[scores].mean().reset_index()
-    return wide.rename(columns={"layers": "set", "image": "name"})
+    return rows.groupby(["layers", "image", "method"], sort=False)[scores].mean().reset_index()
 
 
 def paired_table(results: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Top − all, top − random (seed mean) and top − bottom per layer set and score, via the SR experiment's code."""
-    from psychofeat.sr.experiment import paired_comparisons
-
-    paired = paired_comparisons(per_image_methods(results), COMPARISONS, n_boot=n_boot, seed=seed)
-    return paired.rename(columns={"set": "layers"})
+    """Top − all, top − random (seed mean) and top − bottom per layer set and score (`stats.paired_comparisons`)."""
+    scores = score_names(results)
+    return stats.paired_comparisons(per_image_methods(results), COMPARISONS, scores=scores,
+                                    higher_better=[s for s in scores if s in HIGHER_BETTER], group="layers",
+                                    unit="image", n_boot=n_boot, seed=seed)
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -418,21 +403,6 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     s.insert(2, "n_channels", g["n_channels"].first().to_numpy())
     s.insert(3, "zero_gradient", g["status"].apply(lambda v: int((v == STATUS_ZERO_GRAD).sum())).to_numpy())
     return s
-
-
-# --------------------------------------------------------------------------------------------------------- outputs
-def write_outputs(result: InvertResult, cfg: InvertConfig) -> None:
-    from psychofeat.experiments.invert_report import build_report
-    from psychofeat.io import provenance, write_json, write_table
-
-    out = result.out
-    write_table(out / "results.csv", result.results)
-    write_table(out / "summary.csv", summary_table(result.results))
-    write_table(out / "paired.csv", result.paired)
-    write_table(out / "curves.csv", result.curves)
-    meta = provenance(kind="invert", **result.info)
-    write_json(out / "manifest.json", meta)
-    build_report(result, cfg, meta).write(out / "report.html")
 
 
 __all__ = [

@@ -1,17 +1,31 @@
-"""report.html of `psychofeat invert`: per layer set, the paper's figure (original, all, top, bottom, random), the
-mean scores, the paired top-vs-others comparisons and the loss curves."""
+"""The outputs of `psychofeat invert`: results.csv, summary.csv, paired.csv, curves.csv, manifest.json and
+report.html (per layer set, the paper's figure (original, all, top, bottom, random), the mean scores, the paired
+top-vs-others comparisons and the loss curves).
+
+This module imports the study (`invert_experiment`) and owns writing its results and report; the study never
+imports it. `run_invert` here is the whole verb: the study, then `write_outputs`.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-import pandas as pd
+import matplotlib
 
-if TYPE_CHECKING:
-    from psychofeat.experiments.invert_experiment import InvertConfig, InvertResult
-    from psychofeat.report import HtmlReport
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+from psychofeat.errors import InputError  # noqa: E402
+from psychofeat.experiments import invert_experiment  # noqa: E402
+from psychofeat.experiments.invert_experiment import InvertConfig, InvertResult, summary_table  # noqa: E402
+from psychofeat.images import load_image_uint8  # noqa: E402
+from psychofeat.io import provenance, write_json, write_table  # noqa: E402
+from psychofeat.report import HtmlReport  # noqa: E402
 
 #: columns of the figure, left to right (random = seed 0)
 GRID = (("original", None), ("init", None), ("all", "all"), ("top", "top"), ("bottom", "bottom"),
@@ -20,8 +34,6 @@ GRID = (("original", None), ("init", None), ("all", "all"), ("top", "top"), ("bo
 
 def grid(out: Path, layers: str, names: list[str], gap: int = 4) -> np.ndarray:
     """Rows = images, columns = GRID, read back from the saved PNGs (exactly what was scored)."""
-    from psychofeat.images import load_image_uint8
-
     rows = []
     for name in names:
         tiles = []
@@ -40,12 +52,6 @@ def grid(out: Path, layers: str, names: list[str], gap: int = 4) -> np.ndarray:
 
 def curves_figure(curves: pd.DataFrame) -> Any:
     """Median scaled objective J over images against the step, one panel per layer set, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     sets = list(dict.fromkeys(curves["layers"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 2.8), squeeze=False)
     for ax, layers in zip(axes[0], sets):
@@ -80,9 +86,6 @@ def _method_note(cfg: InvertConfig) -> str:
 
 
 def build_report(result: InvertResult, cfg: InvertConfig, meta: dict[str, Any]) -> HtmlReport:
-    from psychofeat.experiments.invert_experiment import summary_table
-    from psychofeat.report import HtmlReport
-
     rep = HtmlReport("Feature inversion: what PE top-k channels keep of an image")
     rep.paragraph(_method_note(cfg), css_class="note")
     if any(c.endswith("(training net)") for c in result.results.columns):
@@ -107,3 +110,24 @@ def build_report(result: InvertResult, cfg: InvertConfig, meta: dict[str, Any]) 
               float_format="{:.1f}", max_rows=100)
     rep.provenance(meta)
     return rep
+
+
+def write_outputs(result: InvertResult) -> None:
+    """The tables, the manifest and report.html of a finished run, into `result.out`."""
+    if result.config is None:
+        raise InputError("this InvertResult carries no config; write the result of invert_experiment.run_invert.")
+    out = result.out
+    write_table(out / "results.csv", result.results)
+    write_table(out / "summary.csv", summary_table(result.results))
+    write_table(out / "paired.csv", result.paired)
+    write_table(out / "curves.csv", result.curves)
+    meta = provenance(kind="invert", **result.info)
+    write_json(out / "manifest.json", meta)
+    build_report(result, result.config, meta).write(out / "report.html")
+
+
+def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], **kwargs: Any) -> InvertResult:
+    """`psychofeat invert` whole: `invert_experiment.run_invert` (same arguments), then `write_outputs`."""
+    result = invert_experiment.run_invert(cfg, out, **kwargs)
+    write_outputs(result)
+    return result

@@ -10,8 +10,9 @@ What is compared (SCIENCE.md, "Agreement with humans"), all on the same image pa
 `iqa-claim` adds the paper's claim tested channel by channel: each channel's single-channel distance
 (`psychofeat.distance.channel_distances`) is correlated with the human scores, and per layer the Spearman
 correlation between PE and that agreement is tested with a permutation p-value; plus the agreement (SRCC) of
-top/bottom/random selections as a function of k. This module measures and writes; the claim's statistics are
-`psychofeat.experiments.iqa_claim`.
+top/bottom/random selections as a function of k. This module runs the study; measuring the image pairs is
+`psychofeat.experiments.iqa_pairs`, the claim's statistics `psychofeat.experiments.iqa_claim`, and writing the
+outputs and the report `psychofeat.experiments.iqa_report` (which imports this module, never the reverse).
 
 The selection comes from the stimuli alone (`psychofeat analyze`); nothing here is fitted to the human scores.
 
@@ -37,29 +38,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from psychofeat.backbones.base import Backbone
-from psychofeat.classic import psnr, ssim
-from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, check_same_size, load_dataset, resize_short_side
+from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, load_dataset
 from psychofeat.distance import DEFAULT_EPS, MODES
-from psychofeat.distance_bank import SelectionBank, direct_distances, single_threaded
+from psychofeat.distance_bank import SelectionBank, single_threaded
 from psychofeat.errors import InputError
-from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, claim_json, curve_selections
-from psychofeat.features import FeatureExtractor
-from psychofeat.images import check_pair, check_pair_sizes, load_image
+from psychofeat.experiments.iqa_claim import ClaimResult, CurvePoint, analyze_claim, curve_selections
+from psychofeat.experiments.iqa_pairs import (  # the pairs' measurement; re-exported from its old home
+    PSNR_CAP_DB,  # noqa: F401
+    VERIFY_RTOL,  # noqa: F401
+    PairValues,
+    baselines,  # noqa: F401
+    measure_pairs,
+    preflight,
+    verify_pair,  # noqa: F401
+)
 from psychofeat.metric import MIN_SIZE
-from psychofeat.precision import compute_context, resolve_dtype
 from psychofeat.selection import Selection
 from psychofeat.stats import agreement, percentile_ci, srcc_with_resamples
 
 FORMAT = "psychofeat.iqa/1"
 #: k (fraction of each layer's channels) of the agreement-vs-k curve of `iqa-claim`
 DEFAULT_CURVE_FRACTIONS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
-#: PSNR of identical images is +inf; it is reported as this many dB so that every statistic stays finite
-PSNR_CAP_DB = 100.0
-#: the batched distances must equal the shared core's to this relative tolerance (float32 rounding is ~1e-6)
-VERIFY_RTOL = 1e-3
 #: names of the compared metrics in results.json / per_image.csv (random-k: random_seed<s> per seed)
 BASELINES = ("psnr", "ssim")
 SELECTED = ("top", "bottom", "all")
@@ -132,144 +133,6 @@ def headline_selections(base: Selection, layers: Sequence[str], fraction: float,
     for s in range(n_seeds):
         out[random_name(s)] = base.select("random", fraction, s).restrict(layers)
     return out
-
-
-# ----------------------------------------------------------------------------------------------- image pairs
-
-def preflight(ds: FullReferenceDataset, short_side: int | None) -> dict[str, Any]:
-    """Check every file and pair before any computation; returns the conversions that will be applied.
-
-    Raises one error listing *all* missing files (`MissingFilesError`) or *all* pairs whose two images differ
-    in size / are too small, so a long run never dies on its last image. Greyscale (and palette/alpha) images
-    are converted to RGB by `psychofeat.images` (documented conversion): they are listed, not refused.
-    """
-    ds.check_files()
-    not_rgb = check_pair_sizes([(s.distorted, s.reference) for s in ds], MIN_SIZE, short_side,
-                               subject="distorted images", relation=" from their reference",
-                               second="its reference ", fix="fix the dataset")
-    grey = sorted(str(p) for p in not_rgb)
-    return {"converted_to_rgb": grey, "resize_short_side": short_side}
-
-
-@dataclass
-class PairValues:
-    """Everything measured on the pairs, in dataset order."""
-
-    per_layer: np.ndarray  # n × L × columns
-    channels: dict[str, np.ndarray]  # layer -> n × C single-channel distances
-    psnr_db: np.ndarray
-    ssim: np.ndarray
-    verification: dict[str, Any]
-    timing_s: dict[str, float]
-
-
-def _features(
-    extractor: FeatureExtractor, img: torch.Tensor, device: torch.device, dtype: torch.dtype
-) -> dict[str, torch.Tensor]:
-    """One forward pass capturing every needed layer (channels-last input: faster convolutions, free row views)."""
-    with torch.no_grad(), compute_context(device, dtype):
-        feats = extractor(img.to(device).contiguous(memory_format=torch.channels_last))
-    return {k: v.float() for k, v in feats.items()}
-
-
-def measure_pairs(
-    ds: FullReferenceDataset,
-    backbone: Backbone,
-    bank: SelectionBank,
-    verify: Mapping[str, Selection],
-    short_side: int | None = None,
-    device: str | torch.device = "cpu",
-    dtype: str | torch.dtype = "float32",
-    progress: bool = True,
-    threads: int | None = None,
-    with_baselines: bool = True,
-) -> PairValues:
-    """One forward pass per image (references once), every selection and every channel from the stored maps.
-
-    The forward passes run with `threads` intra-op threads (None: torch's setting); everything else on the CPU
-    runs single-threaded (many short operations, see `single_threaded`). `with_baselines=False` skips PSNR and
-    SSIM (left NaN) for experiments that compare selections only.
-    """
-    dev = torch.device(device)
-    light = 1 if dev.type == "cpu" else None
-    dt = resolve_dtype(dtype, dev)
-    extractor = FeatureExtractor(backbone, bank.layers)
-    n, n_layers = len(ds), len(bank.layers)
-    per_layer = np.full((n, n_layers, bank.n_columns), np.nan)
-    channels: dict[str, np.ndarray] = {}
-    psnr_db, ssim_v = np.full(n, np.nan), np.full(n, np.nan)
-    verification: dict[str, Any] = {}
-    t_fwd = t_stats = t_base = 0.0
-    bar = tqdm(total=n, desc=f"{ds.name}: pairs", unit="pair", disable=None if progress else True)
-    for ref_path, indices in ds.by_reference().items():
-        y_raw = load_image(ref_path)
-        y = resize_short_side(y_raw, short_side) if short_side else y_raw
-        t0 = time.perf_counter()
-        with single_threaded(threads):
-            fy = _features(extractor, y, dev, dt)
-        t1 = time.perf_counter()
-        ref = bank.reference(fy)
-        t_fwd, t_stats = t_fwd + t1 - t0, t_stats + time.perf_counter() - t1
-        for i in indices:
-            sample = ds[i]
-            x_raw = load_image(sample.distorted)
-            check_same_size(x_raw, y_raw, sample.distorted, ref_path)
-            x = resize_short_side(x_raw, short_side) if short_side else x_raw
-            check_pair(x, y, MIN_SIZE, names=(str(sample.distorted), str(ref_path)))
-            t0 = time.perf_counter()
-            with single_threaded(threads):
-                fx = _features(extractor, x, dev, dt)
-            t1 = time.perf_counter()
-            per_layer[i], chans = bank.compare(fx, ref)
-            t2 = time.perf_counter()
-            for k, v in chans.items():
-                channels.setdefault(k, np.full((n, v.size), np.nan))[i] = v
-            with single_threaded(light):
-                if not verification:
-                    verification = verify_pair(fx, fy, bank, per_layer[i], verify, str(sample.distorted))
-                    verification["seconds"] = time.perf_counter() - t2
-                t3 = time.perf_counter()
-                if with_baselines:
-                    psnr_db[i], ssim_v[i] = baselines(x, y)
-            t_fwd, t_stats, t_base = t_fwd + t1 - t0, t_stats + t2 - t1, t_base + time.perf_counter() - t3
-            bar.update(1)
-            del fx
-        del fy, ref
-    bar.close()
-    timing = {"forward": t_fwd, "selections_and_channels": t_stats, "baselines": t_base}
-    return PairValues(per_layer, channels, psnr_db, ssim_v, verification, timing)
-
-
-def baselines(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """PSNR (dB, capped at `PSNR_CAP_DB` for identical images) and SSIM of one RGB pair in [0, 1]."""
-    x64, y64 = x.double(), y.double()
-    p = float(psnr(x64, y64)[0])
-    return min(p, PSNR_CAP_DB), float(ssim(x64, y64)[0])
-
-
-def verify_pair(
-    fx: Mapping[str, torch.Tensor],
-    fy: Mapping[str, torch.Tensor],
-    bank: SelectionBank,
-    per_layer: np.ndarray,
-    selections: Mapping[str, Selection],
-    pair: str,
-) -> dict[str, Any]:
-    """Recompute `selections` on one pair with the shared core; raise if the batched values differ."""
-    if not selections:
-        return {"checked": []}
-    direct = direct_distances(fx, fy, selections, bank.modes, bank.eps)
-    worst = 0.0
-    for name, d in direct.items():
-        batched = per_layer[:, bank.column[name]]
-        rel = np.abs(batched - d) / np.maximum(np.abs(d), 1e-30)
-        worst = max(worst, float(rel.max()))
-    if not worst <= VERIFY_RTOL:
-        raise RuntimeError(
-            f"internal check failed: batched selection distances differ from psychofeat.distance by {worst:.2e} "
-            f"(relative) on {pair}. Please report this with the command line."
-        )
-    return {"pair": pair, "checked": list(direct), "max_relative_difference": worst, "tolerance": VERIFY_RTOL}
 
 
 # -------------------------------------------------------------------------------------------------- agreement
@@ -371,7 +234,7 @@ def obtain_selection(
         src = {"path": str(Path(config.selection).resolve()), "sha256": sha256_file(config.selection),
                "generated_by_this_run": False}
     else:
-        from psychofeat.experiments.analyze import AnalysisConfig, analyze, write_analysis
+        from psychofeat.analysis import AnalysisConfig, analyze, write_analysis_files
 
         log(f"no --selection given: analysing {backbone.name} ({backbone.weights_info.source}) with the default "
             "stimuli first (psychofeat analyze); this takes a few minutes")
@@ -379,7 +242,7 @@ def obtain_selection(
         res = analyze(backbone, list(config.layers) if config.layers else None, AnalysisConfig(),
                       device=config.device, dtype=config.dtype)
         if analyze_out is not None:
-            write_analysis(res, analyze_out, report=False)
+            write_analysis_files(res, analyze_out)
         sel = res.selection
         src = {"path": str(analyze_out / "selection.json") if analyze_out is not None else None,
                "generated_by_this_run": True, "analysis_seconds": time.perf_counter() - t0}
@@ -498,37 +361,19 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_outputs(result: IqaResult, out: Path, report: bool = True) -> dict[str, Any]:
-    """results.json, per_image.csv (+ claim files), manifest.json and report.html, each written atomically."""
-    from psychofeat.io import provenance, write_json, write_npz, write_table
+#: names that moved up to the report module (which imports this one): old name -> new home
+_MOVED_TO_REPORT = {"write_outputs": "psychofeat.experiments.iqa_report"}
 
-    out = Path(out)
-    outputs = ["results.json", "per_image.csv"]
-    write_json(out / "results.json", result.results)
-    write_table(out / "per_image.csv", result.per_image)
-    if result.claim is not None:
-        c = result.claim
-        write_table(out / "claim.csv", c.layers)
-        write_table(out / "claim_channels.csv", c.channels)
-        write_table(out / "claim_curve.csv", c.curve)
-        write_table(out / "claim_curve_summary.csv", c.curve_summary)
-        write_table(out / "claim_layer_breakdown.csv", c.layer_breakdown)
-        write_json(out / "claim.json", {"format": FORMAT, **claim_json(c)})
-        write_npz(out / "channel_distances.npz", **result.channel_distances, human_score=result.dataset.scores)
-        outputs += ["claim.csv", "claim_channels.csv", "claim_curve.csv", "claim_curve_summary.csv",
-                    "claim_layer_breakdown.csv", "claim.json", "channel_distances.npz"]
-    outputs += ["manifest.json"] + (["report.html"] if report else [])
-    ds = result.dataset
-    manifest = provenance(
-        experiment="iqa-claim" if result.config.claim else "iqa",
-        dataset={"name": ds.name, "root": str(ds.root) if ds.root else None, "n_pairs": len(ds),
-                 "n_references": len(ds.references()), "score_type": ds.score_type},
-        model=result.results["model"], weights=result.results["weights"], layers=result.results["layers"],
-        **result.info, outputs=outputs,
-    )
-    write_json(out / "manifest.json", manifest)
-    if report:
-        from psychofeat.experiments.iqa_report import build_report
 
-        build_report(result, manifest).write(out / "report.html")
-    return manifest
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases of names that moved to `psychofeat.experiments.iqa_report`. Resolved by name at call
+    time (importlib), so that this study does not import its report."""
+    module = _MOVED_TO_REPORT.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"psychofeat.experiments.iqa.{name} is deprecated; import it from {module}.", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module), name)

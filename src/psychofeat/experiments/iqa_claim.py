@@ -22,7 +22,13 @@ import pandas as pd
 from psychofeat.distance_bank import SelectionBank
 from psychofeat.errors import InputError
 from psychofeat.selection import Selection
-from psychofeat.stats import centred_ranks, orient, permuted_rhos, spearman_permutation_test, srcc_rows
+from psychofeat.stats import (  # holm and mean_rho_permutation_test lived here; importable from here still
+    holm,
+    mean_rho_permutation_test,
+    orient,
+    spearman_permutation_test,
+    srcc_rows,
+)
 
 
 # ------------------------------------------------------------------------------------------------- selections
@@ -52,50 +58,6 @@ def curve_selections(
             sels[name] = base.select("random", f, s).restrict(layers)
             points.append(CurvePoint("random", float(f), s, name))
     return sels, points
-
-
-# ------------------------------------------------------------------------------------------------- statistics
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (NaN stays NaN): the per-layer tests are many, the claim is one."""
-    p = np.asarray(p, dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(p))
-    out = np.full(p.shape, np.nan)
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = order.size
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def mean_rho_permutation_test(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], n_permutations: int, seed: int
-) -> dict[str, float]:
-    """One test over all layers: the mean across layers of Spearman's rho, with a two-sided permutation p-value.
-
-    The null permutes y against x *within* each layer (layers stay separate, as PE is normalised per layer), so
-    every layer contributes one permuted rho per permutation and their mean forms the null distribution;
-    p = (1 + #{|mean_perm| ≥ |mean_obs|}) / (1 + n_permutations), as `spearman_permutation_test`.
-    """
-    rng = np.random.default_rng(seed)
-    observed, null = [], np.zeros(n_permutations)
-    used = 0
-    for x, y in pairs:
-        rx, ry, den = centred_ranks(x, y)
-        if x.size < 3 or den == 0:
-            continue
-        used += 1
-        observed.append(float(rx @ ry) / den)
-        for sl, rhos in permuted_rhos(rx, ry, den, rng, n_permutations, max(1, 2_000_000 // x.size)):
-            null[sl] += rhos
-    if not used:
-        return {"mean_rho": float("nan"), "p_value": float("nan"), "n_layers": 0}
-    mean_obs = float(np.mean(observed))
-    null /= used
-    hits = int((np.abs(null) >= abs(mean_obs) - 1e-12).sum())
-    return {"mean_rho": mean_obs, "p_value": (1 + hits) / (1 + n_permutations), "n_layers": used,
-            "n_permutations": int(n_permutations), "seed": int(seed)}
 
 
 def channel_srcc(channels: Mapping[str, np.ndarray], human: np.ndarray, score_type: str) -> dict[str, np.ndarray]:

@@ -1,8 +1,14 @@
-"""Figures and the self-contained HTML report of `psychofeat iqa` / `psychofeat iqa-claim`."""
+"""The outputs of `psychofeat iqa` / `psychofeat iqa-claim`: results.json, per_image.csv, the claim's files,
+manifest.json and the self-contained HTML report.
+
+This module imports the study (`psychofeat.experiments.iqa`) and owns writing its results and its report; the
+study never imports it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -12,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from psychofeat.experiments.iqa import BASELINES, SELECTED, IqaResult, results_table  # noqa: E402
-from psychofeat.experiments.iqa_claim import ClaimResult  # noqa: E402
+from psychofeat.experiments.iqa import BASELINES, FORMAT, SELECTED, IqaResult, results_table  # noqa: E402
+from psychofeat.experiments.iqa_claim import ClaimResult, claim_json  # noqa: E402
 from psychofeat.report import HtmlReport  # noqa: E402
 
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "all": "all channels", "top": "top-k (PE)", "bottom": "bottom-k (PE)"}
@@ -215,3 +221,37 @@ def build_report(result: IqaResult, manifest: Mapping[str, Any]) -> HtmlReport:
     )
     rep.provenance(dict(manifest))
     return rep
+
+
+def write_outputs(result: IqaResult, out: Path, report: bool = True) -> dict[str, Any]:
+    """results.json, per_image.csv (+ claim files), manifest.json and report.html, each written atomically."""
+    from psychofeat.io import provenance, write_json, write_npz, write_table
+
+    out = Path(out)
+    outputs = ["results.json", "per_image.csv"]
+    write_json(out / "results.json", result.results)
+    write_table(out / "per_image.csv", result.per_image)
+    if result.claim is not None:
+        c = result.claim
+        write_table(out / "claim.csv", c.layers)
+        write_table(out / "claim_channels.csv", c.channels)
+        write_table(out / "claim_curve.csv", c.curve)
+        write_table(out / "claim_curve_summary.csv", c.curve_summary)
+        write_table(out / "claim_layer_breakdown.csv", c.layer_breakdown)
+        write_json(out / "claim.json", {"format": FORMAT, **claim_json(c)})
+        write_npz(out / "channel_distances.npz", **result.channel_distances, human_score=result.dataset.scores)
+        outputs += ["claim.csv", "claim_channels.csv", "claim_curve.csv", "claim_curve_summary.csv",
+                    "claim_layer_breakdown.csv", "claim.json", "channel_distances.npz"]
+    outputs += ["manifest.json"] + (["report.html"] if report else [])
+    ds = result.dataset
+    manifest = provenance(
+        experiment="iqa-claim" if result.config.claim else "iqa",
+        dataset={"name": ds.name, "root": str(ds.root) if ds.root else None, "n_pairs": len(ds),
+                 "n_references": len(ds.references()), "score_type": ds.score_type},
+        model=result.results["model"], weights=result.results["weights"], layers=result.results["layers"],
+        **result.info, outputs=outputs,
+    )
+    write_json(out / "manifest.json", manifest)
+    if report:
+        build_report(result, manifest).write(out / "report.html")
+    return manifest

@@ -6,10 +6,10 @@ channels, random-k (seeded) and, for every soft variant, its own weights shuffle
 (seeded). Every selection of one network is evaluated in one batched pass per benchmark:
 
 * live-subset (or any full-reference set): one forward pass per image, every selection read off the feature maps
-  by `psychofeat.distance_bank.SelectionBank` (`psychofeat.experiments.iqa.measure_pairs`, the path of
+  by `psychofeat.distance_bank.SelectionBank` (`psychofeat.experiments.iqa_pairs.measure_pairs`, the path of
   `psychofeat iqa`, including its check against the shared core on the first pair); SRCC with bootstrap CIs and
   paired differences on common resamples;
-* detection thresholds: one `psychofeat.hvs.detection.FeatureBank` holding every selection (the machinery of
+* detection thresholds: one `psychofeat.metric_banks.FeatureBank` holding every selection (the machinery of
   `psychofeat hvs detect`).
 
 Nothing is fitted to human data; the decision among variants is `psychofeat.experiments.variants_decide`.
@@ -87,6 +87,7 @@ def load_analysis(path: str | os.PathLike[str]) -> Selection:
         if not scores.is_file():
             raise InputError(f"{sel_path} has no mu1/mu2 and there is no scores.csv next to it; re-run analyze.")
         full = Selection.from_scores(pd.read_csv(scores), sel.model)
+        assert full.pe is not None  # from_scores always carries PE
         for k, v in sel.pe.items():
             if not np.allclose(full.pe[k], v, rtol=1e-12, atol=0):
                 raise InputError(f"{scores} does not belong to {sel_path} (PE of layer {k} differs).")
@@ -145,6 +146,8 @@ def pe_rank_agreement(bases: Mapping[str, Selection], fraction: float) -> pd.Dat
     rows = []
     for (ca, a), (cb, b) in itertools.combinations(bases.items(), 2):
         top_a, top_b = a.select("top", fraction), b.select("top", fraction)
+        assert a.mu1 is not None and a.mu2 is not None and b.mu1 is not None and b.mu2 is not None  # _with_mu
+        assert a.pe is not None and b.pe is not None
         for layer in a.layers:
             live = a.responsive(layer)
             pa, pb = a.pe[layer], b.pe[layer]
@@ -164,6 +167,7 @@ def effective_channels(sel: Selection) -> int | float:
     if not sel.is_soft:
         return sel.n_selected()
     total = 0.0
+    assert sel.channel_weights is not None  # a soft selection has them
     for w in sel.channel_weights.values():
         total += float(w.sum() ** 2 / (w**2).sum())
     return total
@@ -235,7 +239,8 @@ def run_iqa_part(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """One pass over the image pairs with every selection; (srcc table, differences, per-pair distances, info)."""
     from psychofeat.distance_bank import SelectionBank
-    from psychofeat.experiments.iqa import IqaConfig, load_full_reference, measure_pairs, preflight
+    from psychofeat.experiments.iqa import IqaConfig, load_full_reference
+    from psychofeat.experiments.iqa_pairs import measure_pairs, preflight
 
     ds = load_full_reference(IqaConfig(dataset=config.dataset, root=config.root))
     preflight(ds, None)
@@ -263,8 +268,9 @@ def run_detection_part(
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Detection thresholds of the variants, `all` and the first `detect_seeds` random-k seeds, in one bank."""
-    from psychofeat.hvs.detection import FeatureBank, FeatureMetric, detect
+    from psychofeat.hvs.detection import detect
     from psychofeat.hvs.threshold_stimuli import threshold_stimuli
+    from psychofeat.metric_banks import FeatureBank, FeatureMetric
 
     keep = [c for c in columns if c.kind in ("variant", "reference")
             or (c.kind == "random-k" and (c.seed or 0) < config.detect_seeds)]
@@ -315,7 +321,7 @@ def run_variants(config: VariantsConfig, log: Callable[[str], None] = lambda s: 
     iqa_info: dict[str, Any] = {}
     if config.iqa:
         table, diffs, per_pair, iqa_info = run_iqa_part(config, net, sels, columns, log, progress)
-    detection, det_info = (None, {})
+    detection, det_info = None, dict[str, Any]()
     if config.detect:
         log("detection thresholds ...")
         detection, det_info = run_detection_part(config, net, sels, columns, progress)

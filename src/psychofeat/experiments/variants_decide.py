@@ -23,15 +23,21 @@ from psychofeat.errors import InputError
 MODELFEST, POOLED = "modelfest", "pooled"
 
 
-def _read(folders: Sequence[Path], name: str, required: bool = True) -> pd.DataFrame | None:
-    """`name` from the first of `folders` that has it (IQA and detection may come from separate runs)."""
+def _read_optional(folders: Sequence[Path], name: str) -> pd.DataFrame | None:
+    """`name` from the first of `folders` that has it (IQA and detection may come from separate runs), else None."""
     for folder in folders:
         path = Path(folder) / name
         if path.is_file():
             return pd.read_csv(path)
-    if required:
-        raise InputError(f"{name} is in none of {[str(f) for f in folders]}; run `psychofeat variants run` first.")
     return None
+
+
+def _read(folders: Sequence[Path], name: str) -> pd.DataFrame:
+    """`name` from the first of `folders` that has it; refused with the fix when none has."""
+    table = _read_optional(folders, name)
+    if table is None:
+        raise InputError(f"{name} is in none of {[str(f) for f in folders]}; run `psychofeat variants run` first.")
+    return table
 
 
 def detection_summary(det: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +89,7 @@ def gates(diffs: pd.DataFrame, det: pd.DataFrame | None) -> pd.DataFrame:
 def decide(imagenet: Sequence[Path], random: Sequence[Path] | None = None) -> dict[str, Any]:
     """Apply the rule; returns the gate tables and the decision (which variant, if any, becomes the default)."""
     diffs = _read(imagenet, "iqa_differences.csv")
-    det = _read(imagenet, "detection_variants.csv", required=False)
+    det = _read_optional(imagenet, "detection_variants.csv")
     table = gates(diffs, det)
     qual = table[table["qualifies"]]
     decision: dict[str, Any] = {"rule": "docs/variants.md (pre-registered)", "n_variants": len(table),
@@ -97,7 +103,7 @@ def decide(imagenet: Sequence[Path], random: Sequence[Path] | None = None) -> di
     control_table = None
     if random is not None:
         rdiffs = _read(random, "iqa_differences.csv")
-        rdet = _read(random, "detection_variants.csv", required=False)
+        rdet = _read_optional(random, "detection_variants.csv")
         control_table = gates(rdiffs, rdet)
         if decision.get("winner"):
             r = control_table[control_table["variant"] == decision["winner"]]
@@ -137,7 +143,7 @@ def iqa_markdown(folders: Sequence[Path]) -> str:
 
 def detection_markdown(folders: Sequence[Path]) -> str:
     """ModelFest and pooled RMSE / Spearman / censored of every variant, all channels and random-k."""
-    det = _read(folders, "detection_variants.csv", required=False)
+    det = _read_optional(folders, "detection_variants.csv")
     if det is None:
         return "(no detection run)"
 
@@ -202,7 +208,7 @@ def summary_markdown(imagenet: Sequence[Path], random: Sequence[Path] | None, re
              "## Detection thresholds, ImageNet VGG-16", detection_markdown(imagenet)]
     if random is not None:
         parts += ["## live-subset, random-weight VGG-16 (control)", iqa_markdown(random)]
-        if _read(random, "detection_variants.csv", required=False) is not None:
+        if _read_optional(random, "detection_variants.csv") is not None:
             parts += ["## Detection thresholds, random-weight VGG-16", detection_markdown(random)]
     parts += ["## Gates of the pre-registered rule", gates_markdown(res["imagenet"], res["random"]),
               f"Decision: {dict(res['decision'])}"]

@@ -41,148 +41,39 @@ Metrics (``--metrics``, comma-separated tokens; `build_banks`):
 Metrics of one backbone and weights share every forward pass: a stimulus at a contrast is run once and all
 of them are read off its features, and requests of different metrics for the same (stimulus, contrast) —
 all of them at first, since every search starts from the same bracket — are served from a cache.
+
+This module plans the banks (`build_banks`; the banks themselves are `psychofeat.metric_banks`) and runs the
+search (`psychofeat.hvs.threshold_search`); the scores are `psychofeat.hvs.detection_scores`, and writing the
+outputs and the report is `psychofeat.hvs.detection_report.run_detect`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from psychofeat.backbones.base import Backbone
-from psychofeat.distance import DEFAULT_EPS
-from psychofeat.distance_bank import ReferenceStats, SelectionBank
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
-from psychofeat.features import FeatureExtractor
-from psychofeat.hvs.data import POOLED, aggregated_sha256, dataset_order, order_with_pooled
-from psychofeat.hvs.network_csf import STATUS_BELOW, STATUS_OK, STATUS_UNDETECTED, bisect_log_contrast
-from psychofeat.hvs.threshold_stimuli import Display, ThresholdStimuli
-from psychofeat.selection import ChannelWeights, Selection
+from psychofeat.hvs.data import POOLED  # noqa: F401  (re-exported: tests and users read it here)
+from psychofeat.hvs.detection_scores import (  # the scoring; re-exported from its old home
+    constant_threshold_reference,
+    random_summary,
+    score_rows,
+    summary_table,  # noqa: F401
+)
+from psychofeat.hvs.threshold_search import STATUS_BELOW, STATUS_UNDETECTED, bisect_log_contrast
+from psychofeat.hvs.threshold_stimuli import ThresholdStimuli
+from psychofeat.metric_banks import ClassicBank, DistanceBank, FeatureBank, FeatureMetric  # re-exported: their old home
+from psychofeat.selection import Selection
 
 CENSORED_LOW, CENSORED_HIGH = "censored_low", "censored_high"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Metrics as banks: many distances from one pass over the images
-# --------------------------------------------------------------------------------------------------------------------
-
-
-class DistanceBank(Protocol):
-    """A set of metrics evaluated together: ``distances`` returns N×M distances of `images` to `blank`.
-
-    `index` gives the stimulus index of each image (real metrics ignore it; oracle metrics in tests use it)."""
-
-    label: str
-    names: list[str]
-    groups: list[str]
-
-    def distances(self, images: torch.Tensor, blank: torch.Tensor, index: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class FeatureMetric:
-    """One deep-feature metric: channels per layer (None = all; `ChannelWeights` for a soft selection), mode,
-    and how it is grouped in the report."""
-
-    name: str
-    channels: dict[str, np.ndarray | ChannelWeights | None]
-    mode: str = "normalized"
-    group: str = "all"
-    seed: int | None = None
-
-
-class FeatureBank:
-    """Deep-feature metrics that share one backbone and its forward passes.
-
-    Each metric's distance is `PerceptualDistance`'s (SCIENCE.md: per position, the squared difference of the
-    features of its channels — unit-normalised across them in "normalized" mode, or their mean squared
-    difference in "mse" mode — averaged over positions, layers weighted 1/#layers); tested to agree with it.
-    All metrics are read off each forward pass at once by `psychofeat.distance_bank.SelectionBank` in float64,
-    whose identity is written in δ = φx − φy so that distances of threshold-level contrasts (δ ~ 1e-4 of the
-    features and less) keep their precision (see `distance_from_sums`)."""
-
-    def __init__(self, backbone: Backbone, metrics: Sequence[FeatureMetric], label: str,
-                 device: str | torch.device = "cpu", eps: float = DEFAULT_EPS) -> None:
-        if not metrics:
-            raise InputError("a feature bank needs at least one metric.")
-        self.backbone = backbone.to(device)
-        self.metrics = list(metrics)
-        self.label = label
-        self.device = torch.device(device)
-        self.eps = eps
-        self.names = [m.name for m in self.metrics]
-        self.groups = [m.group for m in self.metrics]
-        channels = {m.name: {backbone.canonical_layer(k): v for k, v in m.channels.items()} for m in self.metrics}
-        self.layers = backbone.depth_order([k for c in channels.values() for k in c])
-        self.extractor = FeatureExtractor(backbone, self.layers)
-        # float64: threshold-level differences; torch's threads: the float64 products are large enough to gain
-        self.bank = SelectionBank(channels, self.layers, backbone.layer_channels(self.layers),
-                                  {m.name: m.mode for m in self.metrics}, eps, device,
-                                  dtype=torch.float64, threads=None)
-        self._columns = [self.bank.column[m.name] for m in self.metrics]
-        self._blank: dict[tuple[float, ...], ReferenceStats] = {}
-
-    def describe(self) -> dict[str, Any]:
-        """Provenance: network, weights (with parameter hash), preprocessing and layers of this bank."""
-        return {"model": self.backbone.name, "weights": self.backbone.weights_info.to_dict(),
-                "preprocessing": self.backbone.preprocessing.to_dict(), "layers": self.layers,
-                "metrics": {m.name: {"mode": m.mode, "layers": list(m.channels),
-                                     "n_channels": {k: (None if v is None else len(getattr(v, "indices", v)))
-                                                    for k, v in m.channels.items()}}
-                            for m in self.metrics}}
-
-    def _reference(self, blank: torch.Tensor) -> ReferenceStats:
-        """The blank's terms of every metric, once per blank: a blank is uniform, so its shape and level identify
-        it (datasets shown on displays of different mean level share sizes)."""
-        key = (*blank.shape, float(blank.flatten()[0]))
-        if key not in self._blank:
-            self._blank[key] = self.bank.reference(self.extractor(blank.to(self.device)))
-        return self._blank[key]
-
-    def distances(self, images: torch.Tensor, blank: torch.Tensor, index: np.ndarray) -> np.ndarray:
-        per_layer = np.empty((images.shape[0], len(self.layers), self.bank.n_columns))
-        with torch.inference_mode():
-            ref = self._reference(blank)
-
-            def sink(layer: str, feat: torch.Tensor) -> None:
-                li = self.layers.index(layer)
-                for i in range(feat.shape[0]):  # one image at a time bounds the memory of the sums
-                    per_layer[i, li] = self.bank.compare_layer(layer, feat[i : i + 1], ref)[0]
-
-            self.extractor.stream(images.to(self.device), sink)
-        return self.bank.combine(per_layer)[:, self._columns]
-
-
-class ClassicBank:
-    """PSNR (as its MSE) and SSIM (as 1 − SSIM), computed in float64 so tiny threshold-level differences
-    keep their precision."""
-
-    label = "classic"
-
-    def __init__(self, names: Sequence[str]) -> None:
-        unknown = [n for n in names if n not in ("psnr", "ssim")]
-        if unknown:
-            raise unknown_name("classic metric", unknown[0], ["psnr", "ssim"])
-        self.names = list(names)
-        self.groups = ["classic"] * len(self.names)
-
-    def distances(self, images: torch.Tensor, blank: torch.Tensor, index: np.ndarray) -> np.ndarray:
-        from psychofeat.classic import mse, ssim
-
-        x = images.double()
-        y = blank.double().expand_as(x)
-        cols = []
-        for n in self.names:
-            cols.append(mse(x, y) if n == "psnr" else 1.0 - ssim(x, y))
-        return torch.stack(cols, dim=1).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -421,100 +312,6 @@ def detect_bank(bank: DistanceBank, stimuli: ThresholdStimuli, config: Detection
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Scores
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from psychofeat.stats import srcc
-
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return srcc(a, b)
-
-
-def score_rows(per_row: pd.DataFrame) -> pd.DataFrame:
-    """One row per (metric, dataset) plus ``pooled``: n, score, rmse, bias, spearman, exponent, n_censored."""
-    recs: list[dict[str, Any]] = []
-    keys = ["bank", "metric", "group"]
-    for (bank, metric, group), g in per_row.groupby(keys, sort=False):
-        parts = []
-        for ds in dataset_order(g["dataset"].unique()):
-            h = g[g["dataset"] == ds]
-            err = h["log10_pred"].to_numpy() - h["log10_human"].to_numpy()
-            dev = h["log10_distance"].to_numpy() - h["log10_distance"].mean()
-            parts.append((ds, h, err, dev))
-            recs.append(_score_record(bank, metric, group, ds, h, err, dev))
-        if len(parts) > 1:
-            h = pd.concat([p[1] for p in parts])
-            err = np.concatenate([p[2] for p in parts])
-            dev = np.concatenate([p[3] for p in parts])
-            recs.append(_score_record(bank, metric, group, POOLED, h, err, dev))
-    return pd.DataFrame.from_records(recs)
-
-
-def _score_record(bank: str, metric: str, group: str, ds: str, h: pd.DataFrame, err: np.ndarray,
-                  dev: np.ndarray) -> dict[str, Any]:
-    ex = h["exponent"].to_numpy(dtype=float)
-    return {
-        "bank": bank, "metric": metric, "group": group, "dataset": ds, "n": len(h),
-        "score": float(np.sqrt(np.mean(dev**2))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "bias": float(np.mean(err)),
-        "spearman": _spearman(h["log10_pred"].to_numpy(), h["log10_human"].to_numpy()),
-        "exponent": float(np.nanmedian(ex)) if np.isfinite(ex).any() else float("nan"),
-        "n_censored": int((h["status"] != STATUS_OK).sum()),
-    }
-
-
-def constant_threshold_reference(stimuli: ThresholdStimuli) -> pd.DataFrame:
-    """The RMSE of predicting one threshold for every stimulus of a dataset (its geometric mean): the standard
-    deviation of log10 human thresholds. A metric whose RMSE is not below it has learned nothing about which
-    stimuli are harder to see. Rows in the layout of `score_rows` (metric "constant threshold", group "reference")."""
-    rows = stimuli.rows
-    recs, devs = [], []
-    for ds in dataset_order(rows["dataset"].unique()):
-        h = rows.loc[rows["dataset"] == ds, "log10_threshold"].to_numpy(dtype=float)
-        dev = h - h.mean()
-        devs.append(dev)
-        recs.append((ds, len(h), dev))
-    if len(recs) > 1:
-        recs.append((POOLED, sum(r[1] for r in recs), np.concatenate(devs)))
-    return pd.DataFrame.from_records([
-        {"bank": "reference", "metric": "constant threshold", "group": "reference", "dataset": ds, "n": n,
-         "score": float("nan"), "rmse": float(np.sqrt(np.mean(dev**2))), "bias": 0.0, "spearman": float("nan"),
-         "exponent": float("nan"), "n_censored": 0}
-        for ds, n, dev in recs
-    ])
-
-
-def random_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Random-k selections per dataset: mean and s.d. over seeds of score, rmse and spearman, and where the
-    PE top-k, bottom-k and all-channel metrics fall among them (fraction of random seeds with a lower, i.e.
-    better, score and RMSE)."""
-    recs = []
-    for (bank, ds), g in scores.groupby(["bank", "dataset"], sort=False):
-        r = g[g["group"] == "pe-random"]
-        if r.empty:
-            continue
-        rec: dict[str, Any] = {"bank": bank, "dataset": ds, "n_seeds": len(r)}
-        for col in ("score", "rmse", "spearman"):
-            rec[f"{col}_mean"] = float(r[col].mean())
-            rec[f"{col}_sd"] = float(r[col].std(ddof=1)) if len(r) > 1 else float("nan")
-        for grp in ("pe-top", "pe-bottom", "pe-all"):
-            t = g[g["group"] == grp]
-            if t.empty:
-                continue
-            for col in ("score", "rmse"):
-                rec[f"{grp}_{col}"] = float(t[col].iloc[0])
-                rec[f"{grp}_{col}_frac_random_better"] = float((r[col] < t[col].iloc[0]).mean())
-        recs.append(rec)
-    cols = ["bank", "dataset", "n_seeds", "score_mean", "score_sd", "rmse_mean", "rmse_sd", "spearman_mean",
-            "spearman_sd"]
-    return pd.DataFrame.from_records(recs) if recs else pd.DataFrame(columns=cols)
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -547,82 +344,6 @@ def detect(banks: Sequence[DistanceBank], stimuli: ThresholdStimuli, config: Det
     return DetectionResult(per_row, scores, random_summary(scores), stimuli, info)
 
 
-def run_detect(
-    out: str | Path,
-    metrics: Sequence[str] = ("all",),
-    selection: str | Path | None = None,
-    datasets: str | Sequence[str] = "all",
-    display: Display | Mapping[str, Display] | None = None,
-    min_luminance: float = 10.0,
-    seeds: int = 20,
-    fraction: float | None = None,
-    config: DetectionConfig | None = None,
-    overwrite: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-) -> DetectionResult:
-    """Build the stimuli and metrics, run the benchmark, and write ``detection_scores.csv`` (per metric and
-    dataset), ``detection_rows.csv`` (per stimulus and metric), ``detection_random.csv``, ``stimuli.csv``,
-    ``stimuli_skipped.csv``, ``manifest.json`` and ``report.html`` into `out`."""
-    from psychofeat.hvs.threshold_stimuli import threshold_stimuli
-    from psychofeat.io import provenance, run_folder, sha256_file, write_json, write_table
-
-    stimuli = threshold_stimuli(datasets, display, min_luminance)
-    if len(stimuli) == 0:
-        raise InputError("no threshold stimuli can be shown with this display; see stimuli_skipped.csv reasons.")
-    plan = build_banks(metrics, selection, seeds, fraction, device)
-    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
-        out_dir = run.path
-        result = detect(plan.banks, stimuli, config, progress)
-        write_table(out_dir / "detection_scores.csv", result.scores)
-        write_table(out_dir / "detection_rows.csv", result.per_row)
-        write_table(out_dir / "detection_random.csv", result.random)
-        write_table(out_dir / "stimuli.csv", stimuli.rows)
-        write_table(out_dir / "stimuli_skipped.csv", stimuli.skipped)
-        result.info.update(
-            datasets=datasets, min_luminance=min_luminance, seeds=seeds, fraction=fraction,
-            selection=str(selection) if selection is not None else None,
-            selection_sha256=sha256_file(selection) if selection is not None else None,
-            displays={k: v.to_dict() for k, v in stimuli.displays.items()},
-            stimuli_used=stimuli.describe().to_dict("records"), notes=plan.notes, device=device,
-            data_sha256=aggregated_sha256(),
-        )
-        info = provenance(command_name="hvs detect", **result.info)
-        write_json(out_dir / "manifest.json", info)
-        from psychofeat.hvs.detection_report import build_report
-
-        build_report(result, info).write(out_dir / "report.html")
-    return result
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def summary_table(scores: pd.DataFrame, random: pd.DataFrame, datasets: Sequence[str] | None = None) -> pd.DataFrame:
-    """Metrics × (dataset: score, rmse, spearman), random-k selections as one 'mean ± sd' row per bank."""
-    datasets = list(datasets or order_with_pooled(scores["dataset"].unique()))
-    fixed = scores[scores["group"] != "pe-random"]
-    rows: list[dict[str, Any]] = []
-    for metric, g in fixed.groupby("metric", sort=False):
-        g = g.set_index("dataset")
-        rec: dict[str, Any] = {"metric": metric, "group": g["group"].iloc[0]}
-        for ds in datasets:
-            for col in ("score", "rmse", "spearman"):
-                v = float(g.loc[ds, col]) if ds in g.index else float("nan")
-                rec[f"{ds}:{col}"] = f"{v:.3f}" if math.isfinite(v) else ""
-        rows.append(rec)
-    for bank, g in random.groupby("bank", sort=False):
-        g = g.set_index("dataset")
-        rec = {"metric": f"{bank}/pe-random (mean ± sd, {int(g['n_seeds'].iloc[0])} seeds)", "group": "pe-random"}
-        for ds in datasets:
-            for col in ("score", "rmse", "spearman"):
-                rec[f"{ds}:{col}"] = (f"{g.loc[ds, col + '_mean']:.3f} ± {g.loc[ds, col + '_sd']:.3f}"
-                                      if ds in g.index else "")
-        rows.append(rec)
-    return pd.DataFrame.from_records(rows)
-
 __all__ = [
     "ClassicBank",
     "DetectionConfig",
@@ -635,9 +356,26 @@ __all__ = [
     "detect",
     "detect_bank",
     "random_summary",
-    "run_detect",
     "score_rows",
     "selection_metrics",
     "soft_selection_metrics",
     "summary_table",
 ]
+
+
+#: names that moved up to the report module (which imports this one): old name -> new home
+_MOVED_TO_REPORT = {"run_detect": "psychofeat.hvs.detection_report"}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases of names that moved to `psychofeat.hvs.detection_report`. Resolved by name at call time
+    (importlib), so that this study does not import its report."""
+    module = _MOVED_TO_REPORT.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"psychofeat.hvs.detection.{name} is deprecated; import it from {module}.", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module), name)

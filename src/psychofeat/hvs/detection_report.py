@@ -1,16 +1,70 @@
-"""Figures and the self-contained HTML report of ``psychofeat hvs detect`` (see `psychofeat.hvs.detection`)."""
+"""``psychofeat hvs detect``: runs the study (`psychofeat.hvs.detection`) and writes its tables, manifest and the
+self-contained HTML report.
+
+This module imports the study and owns writing its results and its report; the study never imports it.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from psychofeat.hvs.data import order_with_pooled
-from psychofeat.hvs.detection import DetectionResult, summary_table
-from psychofeat.hvs.threshold_stimuli import ThresholdStimuli
+from psychofeat.errors import InputError
+from psychofeat.hvs.data import aggregated_sha256, order_with_pooled
+from psychofeat.hvs.detection import DetectionConfig, DetectionResult, build_banks, detect
+from psychofeat.hvs.detection_scores import summary_table
+from psychofeat.hvs.threshold_stimuli import Display, ThresholdStimuli
+
+
+def run_detect(
+    out: str | Path,
+    metrics: Sequence[str] = ("all",),
+    selection: str | Path | None = None,
+    datasets: str | Sequence[str] = "all",
+    display: Display | Mapping[str, Display] | None = None,
+    min_luminance: float = 10.0,
+    seeds: int = 20,
+    fraction: float | None = None,
+    config: DetectionConfig | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> DetectionResult:
+    """Build the stimuli and metrics, run the benchmark, and write ``detection_scores.csv`` (per metric and
+    dataset), ``detection_rows.csv`` (per stimulus and metric), ``detection_random.csv``, ``stimuli.csv``,
+    ``stimuli_skipped.csv``, ``manifest.json`` and ``report.html`` into `out`."""
+    from psychofeat.hvs.threshold_stimuli import threshold_stimuli
+    from psychofeat.io import provenance, run_folder, sha256_file, write_json, write_table
+
+    stimuli = threshold_stimuli(datasets, display, min_luminance)
+    if len(stimuli) == 0:
+        raise InputError("no threshold stimuli can be shown with this display; see stimuli_skipped.csv reasons.")
+    plan = build_banks(metrics, selection, seeds, fraction, device)
+    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
+        out_dir = run.path
+        result = detect(plan.banks, stimuli, config, progress)
+        write_table(out_dir / "detection_scores.csv", result.scores)
+        write_table(out_dir / "detection_rows.csv", result.per_row)
+        write_table(out_dir / "detection_random.csv", result.random)
+        write_table(out_dir / "stimuli.csv", stimuli.rows)
+        write_table(out_dir / "stimuli_skipped.csv", stimuli.skipped)
+        result.info.update(
+            datasets=datasets, min_luminance=min_luminance, seeds=seeds, fraction=fraction,
+            selection=str(selection) if selection is not None else None,
+            selection_sha256=sha256_file(selection) if selection is not None else None,
+            displays={k: v.to_dict() for k, v in stimuli.displays.items()},
+            stimuli_used=stimuli.describe().to_dict("records"), notes=plan.notes, device=device,
+            data_sha256=aggregated_sha256(),
+        )
+        info = provenance(command_name="hvs detect", **result.info)
+        write_json(out_dir / "manifest.json", info)
+        build_report(result, info).write(out_dir / "report.html")
+    return result
 
 
 def build_report(result: DetectionResult, info: dict[str, Any]) -> Any:
@@ -63,7 +117,7 @@ def _stimuli_figure(stimuli: ThresholdStimuli) -> Any:
     for ax, i in zip(axes.ravel(), idx, strict=False):
         r = stimuli.rows.iloc[i]
         c = min(1.0, 30 * float(r["threshold_contrast"]))
-        img = stimuli.render([i], c)[0, 0].numpy()
+        img = stimuli.render([int(i)], c)[0, 0].numpy()
         ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"#{int(r['stim_id'])} {r['s_frequency']:g} cpd", fontsize=7)
         ax.axis("off")
@@ -143,3 +197,6 @@ def _threshold_figure(per_row: pd.DataFrame, dataset: str) -> Any:
         ax.set_xlabel("cpd")
     fig.tight_layout()
     return fig
+
+
+__all__ = ["build_report", "run_detect"]

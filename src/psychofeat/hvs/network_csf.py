@@ -38,15 +38,16 @@ Comparison with the human CSF (castleCSF by default, at the display luminance an
 log2-frequency axis, in octaves; "open" when the curve does not fall to half its peak inside the sweep),
 Pearson correlation of log10 sensitivities (invariant to a vertical shift) and their RMSE after the least-
 squares vertical shift (the shift absorbs δ, which sets the absolute level).
+
+The search is `psychofeat.hvs.threshold_search`; writing the outputs and the report is
+`psychofeat.hvs.network_csf_report.run_network_csf`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,11 +58,18 @@ from tqdm.auto import tqdm
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
+from psychofeat.hvs.threshold_search import (  # re-exported: their old home
+    STATUS_BELOW,
+    STATUS_OK,  # noqa: F401
+    STATUS_UNDETECTED,
+    ThresholdSearch,
+    _interpolate_crossing,  # noqa: F401
+    bisect_log_contrast,
+)
 from psychofeat.stimuli import ProbeProtocol, linear_grating, radial_grating, uniform_field
 
 Response = Literal["map", "means"]
 RESPONSES: tuple[str, ...] = ("map", "means")
-STATUS_OK, STATUS_UNDETECTED, STATUS_BELOW = "ok", "undetected", "below_range"
 
 
 @dataclass(frozen=True)
@@ -107,85 +115,6 @@ class NetworkCSFConfig:
         d = asdict(self)
         d["protocol"] = self.protocol.to_dict()
         return d
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Bisection on log contrast, vectorised over many independent searches
-# --------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ThresholdSearch:
-    """Result of `bisect_log_contrast` for S searches: log10 threshold (NaN if undetected), status, local
-    exponent p = dlog D / dlog c at threshold, and the number of evaluations requested."""
-
-    log10_threshold: np.ndarray
-    status: np.ndarray
-    slope: np.ndarray
-    n_requests: int
-
-
-def _interpolate_crossing(
-    lo: np.ndarray, hi: np.ndarray, d_lo: np.ndarray, d_hi: np.ndarray, target: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """log c where log D reaches log target on the line through (lo, log d_lo), (hi, log d_hi); midpoint when
-    that line is undefined (D ≤ 0 at the lower end). Returns (log c, slope)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ld_lo, ld_hi, lt = np.log10(d_lo), np.log10(d_hi), np.log10(target)
-        slope = (ld_hi - ld_lo) / (hi - lo)
-        x = lo + (lt - ld_lo) / slope
-    ok = np.isfinite(x) & (slope > 0)
-    x = np.where(ok, np.clip(x, lo, hi), 0.5 * (lo + hi))
-    return x, np.where(ok, slope, np.nan)
-
-
-def bisect_log_contrast(
-    evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    targets: np.ndarray,
-    log_range: tuple[float | np.ndarray, float | np.ndarray],
-    n_steps: int,
-    on_step: Callable[[], None] | None = None,
-) -> ThresholdSearch:
-    """Find, for each of S searches, the log10 contrast where a monotone statistic D reaches `targets[s]`.
-
-    `evaluate(search_index, log10_c)` returns D for those searches at those contrasts (one call per step:
-    the caller batches them). Brackets start at `log_range` (two scalars, or one value per search); the first
-    call evaluates both ends, each later call the midpoints; the final bracket is refined by log–log
-    interpolation. A search whose D is below target at the upper end is ``undetected`` (NaN); one already at
-    target at the lower end is ``below_range`` (reported at the lower end)."""
-    targets = np.asarray(targets, dtype=np.float64)
-    s = targets.size
-    idx = np.arange(s)
-    lo = np.broadcast_to(np.asarray(log_range[0], dtype=np.float64), (s,)).copy()
-    hi = np.broadcast_to(np.asarray(log_range[1], dtype=np.float64), (s,)).copy()
-    lo0 = lo.copy()
-    if np.any(hi <= lo):
-        raise InputError("bisection brackets must have lower end < upper end.")
-    ends = evaluate(np.concatenate([idx, idx]), np.concatenate([lo, hi]))
-    d_lo, d_hi = ends[:s].astype(np.float64), ends[s:].astype(np.float64)
-    if on_step:
-        on_step()
-    status = np.full(s, STATUS_OK, dtype=object)
-    status[d_hi < targets] = STATUS_UNDETECTED
-    status[(d_lo >= targets) & (status == STATUS_OK)] = STATUS_BELOW
-    active = np.flatnonzero(status == STATUS_OK)
-    n_req = 2 * s
-    for _ in range(n_steps):
-        if active.size == 0:
-            break
-        mid = 0.5 * (lo[active] + hi[active])
-        d_mid = np.asarray(evaluate(active, mid), dtype=np.float64)
-        n_req += active.size
-        up = d_mid >= targets[active]
-        hi[active[up]], d_hi[active[up]] = mid[up], d_mid[up]
-        lo[active[~up]], d_lo[active[~up]] = mid[~up], d_mid[~up]
-        if on_step:
-            on_step()
-    logc, slope = _interpolate_crossing(lo, hi, d_lo, d_hi, targets)
-    logc = np.where(status == STATUS_UNDETECTED, np.nan, logc)
-    logc = np.where(status == STATUS_BELOW, lo0, logc)
-    slope = np.where(status == STATUS_OK, slope, np.nan)
-    return ThresholdSearch(logc, status, slope, n_req)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -479,163 +408,6 @@ def summarize(curves: pd.DataFrame, config: NetworkCSFConfig) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# The command
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def run_network_csf(
-    out: str | Path,
-    model: str | Backbone = "vgg16",
-    weights: Sequence[str | None] = (None, "random"),
-    layers: Sequence[str] | None = None,
-    config: NetworkCSFConfig | None = None,
-    overwrite: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Network CSF of `layers` of `model` for each weights source; writes ``network_csf.csv`` (summary),
-    ``network_csf_curves.csv`` (thresholds per layer and frequency), ``manifest.json`` and ``report.html``."""
-    from psychofeat.backbones import load_backbone
-    from psychofeat.io import provenance, run_folder, write_json, write_table
-
-    config = config or NetworkCSFConfig()
-    human_csf_curve(config)  # fail early on a bad CSF name or a sweep outside the CSF's domain
-    backbones = [load_backbone(model, w, device=device) for w in weights]  # fail before creating the folder
-    model_name = model if isinstance(model, str) else model.name
-    with run_folder(out, overwrite) as run:  # built beside `out`, swapped in whole at the end
-        out_dir = run.path
-        curves, timing, wlabels, winfo = [], {}, [], []
-        for w, bb in zip(weights, backbones, strict=True):
-            label = _weights_label(w, bb)
-            wlabels.append(label)
-            winfo.append(bb.weights_info.to_dict())
-            names = list(layers) if layers else list(bb.default_layers)
-            t0 = time.perf_counter()
-            df = network_thresholds(bb, names, config, device, progress, desc=f"network CSF {model_name} {label}")
-            timing[label] = time.perf_counter() - t0
-            df.insert(0, "weights", label)
-            curves.append(df)
-            del bb
-        curves_df = pd.concat(curves, ignore_index=True)
-        table = summarize(curves_df, config)
-        write_table(out_dir / "network_csf_curves.csv", curves_df)
-        write_table(out_dir / "network_csf.csv", table)
-        info = provenance(command_name="hvs network-csf", model=model_name, weights=wlabels, weights_info=winfo,
-                          layers=list(curves_df["layer"].unique()), config=config.to_dict(),
-                          n_images={k: int(g["n_images"].iloc[0]) for k, g in curves_df.groupby("weights")},
-                          timing_s=timing, device=device)
-        write_json(out_dir / "manifest.json", info)
-        build_report(table, curves_df, config, info).write(out_dir / "report.html")
-    return table
-
-
-def _weights_label(w: str | None, bb: Backbone) -> str:
-    if w is None:
-        return str(bb.weights_info.source or "pretrained")
-    return str(w)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def build_report(table: pd.DataFrame, curves: pd.DataFrame, config: NetworkCSFConfig, info: dict[str, Any]) -> Any:
-    """Self-contained HTML: method, comparison table, CSF curves per layer vs human, summary per layer."""
-    from psychofeat.report import HtmlReport
-
-    p = config.protocol
-    rep = HtmlReport(f"Network contrast sensitivity: {info['model']} vs human ({config.human_csf})")
-    rep.paragraph(
-        f"Threshold of layer k at frequency f: the lowest Michelson contrast c with D_k(f, c) = "
-        f"sqrt(mean over phases of ||a_k(grating) - a_k(gray)||^2) / ||a_k(gray)|| >= {config.criterion:g}, "
-        f"a_k = the layer's {'whole feature map' if config.response == 'map' else 'channel means'}; found by "
-        f"bisection on log10 contrast in [{config.contrast_range[0]:g}, {config.contrast_range[1]:g}] "
-        f"({config.n_steps} steps + log-log interpolation). Stimuli: {p.freq_stimulus} gratings, {p.size} px, "
-        f"{p.ppd:g} ppd, mean {p.mean:g}, {p.n_phase} phases, {p.n_freq} frequencies {p.f_min:g}-"
-        f"{p.frequencies[-1]:.3g} cpd. Human CSF: {config.human_csf} at {config.luminance:g} cd/m2 and "
-        f"{config.area_deg2:.3g} deg2 (the stimulus area). Sensitivity = 1/threshold; the criterion sets only "
-        "the vertical position, so curves are compared by shape: peak, half-maximum bandwidth (octaves), "
-        "Pearson r of log10 S and RMSE of log10 S after the best vertical shift."
-    )
-    rep.heading("Comparison with the human CSF")
-    shown = table.copy()
-    for c in ("peak_cpd", "peak_ratio_oct", "half_low_cpd", "half_high_cpd", "bandwidth_oct", "range_log10",
-              "pearson_r", "rmse_shifted", "shift", "median_slope"):
-        shown[c] = shown[c].astype(float).round(3)
-    rep.table(shown, caption="network_csf.csv (bandwidth_open: side(s) where the curve stays above half its "
-              "peak to the end of the sweep; bandwidth is then a lower bound)")
-    rep.figure(_curves_figure(curves, config), caption="Network CSF per layer (each curve shifted vertically by its "
-               "least-squares shift onto the human CSF) vs the human CSF (black). Gaps: not detected at "
-               f"contrast {config.contrast_range[1]:g}.")
-    rep.figure(_summary_figure(table), caption="Per layer: Pearson r of log10 sensitivities, peak frequency and "
-               "half-maximum bandwidth; dashed: the human CSF's value.")
-    rep.provenance(info)
-    return rep
-
-
-def _curves_figure(curves: pd.DataFrame, config: NetworkCSFConfig) -> Any:
-    import matplotlib.pyplot as plt
-
-    freqs = config.protocol.frequencies
-    human = np.log10(human_csf_curve(config))
-    layers = list(dict.fromkeys(curves["layer"]))
-    weights = list(dict.fromkeys(curves["weights"]))
-    ncol = min(4, len(layers))
-    nrow = math.ceil(len(layers) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), sharex=True, sharey=True, squeeze=False)
-    styles = ["-", "--", ":", "-."]
-    for ax, layer in zip(axes.ravel(), layers, strict=False):
-        ax.plot(freqs, human, "k-", lw=2, label=f"human ({config.human_csf})")
-        for j, w in enumerate(weights):
-            g = curves[(curves["layer"] == layer) & (curves["weights"] == w)].set_index("freq_cpd").loc[freqs]
-            s = g["sensitivity"].to_numpy()
-            ok = s > 0
-            ls = np.full(len(s), np.nan)
-            ls[ok] = np.log10(s[ok])
-            if ok.any():
-                ls = ls - np.nanmean(ls[ok] - human[ok])
-            ax.plot(freqs, ls, styles[j % len(styles)], color=f"C{j}", marker=".", ms=3, label=w)
-        ax.set_xscale("log")
-        ax.set_title(layer, fontsize=9)
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(layers):]:
-        ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("cpd")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("log10 S (shifted)")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def _summary_figure(table: pd.DataFrame) -> Any:
-    import matplotlib.pyplot as plt
-
-    human = table[table["weights"] == "human"].iloc[0]
-    net = table[table["weights"] != "human"]
-    layers = list(dict.fromkeys(net["layer"]))
-    x = np.arange(len(layers))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for j, (w, g) in enumerate(net.groupby("weights", sort=False)):
-        g = g.set_index("layer").loc[layers]
-        axes[0].plot(x, g["pearson_r"], "o-", color=f"C{j}", label=w)
-        axes[1].plot(x, g["peak_cpd"], "o-", color=f"C{j}", label=w)
-        axes[2].plot(x, g["bandwidth_oct"], "o-", color=f"C{j}", label=w)
-    axes[1].set_yscale("log")
-    for ax, col, lab in zip(axes, ("pearson_r", "peak_cpd", "bandwidth_oct"),
-                            ("Pearson r (log10 S)", "peak frequency [cpd]", "bandwidth [octaves]"), strict=True):
-        ax.axhline(float(human[col]), color="k", ls="--", lw=1)
-        ax.set_xticks(x, layers, rotation=60, fontsize=7)
-        ax.set_ylabel(lab)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 __all__ = [
     "CSFShape",
     "LayerResponses",
@@ -646,6 +418,24 @@ __all__ = [
     "csf_shape",
     "human_csf_curve",
     "network_thresholds",
-    "run_network_csf",
     "summarize",
 ]
+
+
+#: names that moved up to the report module (which imports this one): old name -> new home
+_MOVED_TO_REPORT = {"run_network_csf": "psychofeat.hvs.network_csf_report",
+                    "build_report": "psychofeat.hvs.network_csf_report"}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases of names that moved to `psychofeat.hvs.network_csf_report`. Resolved by name at call
+    time (importlib), so that this study does not import its report."""
+    module = _MOVED_TO_REPORT.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"psychofeat.hvs.network_csf.{name} is deprecated; import it from {module}.", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module), name)

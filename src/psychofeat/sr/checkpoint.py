@@ -76,7 +76,8 @@ def set_rng_states(state: dict[str, Any]) -> None:
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside a DDP (or DataParallel) wrapper."""
-    return model.module if hasattr(model, "module") else model
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:

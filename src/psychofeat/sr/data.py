@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from psychofeat.config import data_path
 from psychofeat.errors import DataMissingError, InputError, unknown_name
@@ -154,8 +155,6 @@ def _lossy_sources(sources_csv: Path) -> set[str]:
 @functools.lru_cache(maxsize=2)
 def _load_pairs(files: tuple[str, ...], scale: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Decode, modcrop and degrade once per process (the LR making is the slow part: ~20 ms per image)."""
-    from tqdm.auto import tqdm
-
     hr_list: list[np.ndarray] = []
     lr_list: list[np.ndarray] = []
     for f in tqdm(files, desc="preparing LR", unit="img", disable=None, leave=False):

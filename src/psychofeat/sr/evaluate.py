@@ -24,24 +24,26 @@ import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from psychofeat import metric as metric_module  # looked up at call time: tests replace PerceptualDistance
+from psychofeat.backbones import get_spec
 from psychofeat.classic import quantize_uint8, shave_border, sr_psnr_ssim
+from psychofeat.distance import ReferenceFeatures
 from psychofeat.errors import DataMissingError, InputError, WeightsError
 from psychofeat.images import load_image_uint8, save_image, tensor_to_uint8, uint8_to_tensor
 from psychofeat.io import provenance, run_folder, write_json, write_table
+from psychofeat.metric import PerceptualDistance
+from psychofeat.report import HtmlReport
+from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
 from psychofeat.sr.data import BenchmarkPair, benchmark_folder, load_benchmark
 from psychofeat.sr.resize import bicubic_upscale
-
-if TYPE_CHECKING:
-    from psychofeat.distance import ReferenceFeatures
-    from psychofeat.metric import PerceptualDistance
-    from psychofeat.report import HtmlReport
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +149,6 @@ def perceptual_metrics(
     long evaluation; an unknown name is a typo and raises. Each network uses its default metric layers
     (VGG-16: relu1_2 … relu5_3, as LPIPS) and ImageNet weights; nothing is fitted to SR data.
     """
-    from psychofeat.backbones import get_spec
-    from psychofeat.metric import PerceptualDistance
-
     def canonical(name: str) -> str:  # raises with close matches on a typo; aliases -> the registry name
         return name if ":" in name else get_spec(name).name
 
@@ -158,7 +157,7 @@ def perceptual_metrics(
     skipped: dict[str, str] = {}
     for model in dict.fromkeys(canonical(m) for m in models):  # de-duplicated, order kept
         try:
-            metric = PerceptualDistance(model, reduction="none", mode="normalized", device=device)
+            metric = metric_module.PerceptualDistance(model, reduction="none", mode="normalized", device=device)
         except (WeightsError, DataMissingError, ImportError) as exc:
             skipped[model] = str(exc)
             log.warning("perceptual distance %s skipped (its network is unavailable): %s", model, exc)
@@ -184,8 +183,6 @@ def evaluate_models(
 
     The models are moved to `device` and put in eval mode. `limit` keeps the first N images of each set.
     """
-    from tqdm.auto import tqdm
-
     extra = dict(extra_metrics or {})
     reserved = {*ID_COLUMNS, "psnr", "ssim"}
     if reserved & extra.keys():
@@ -272,8 +269,6 @@ def write_eval_outputs(
     `notes` are extra paragraphs under the conventions note (e.g. what the perceptual columns are); `sections`
     adds report sections after the summary table (the experiment's protocol, training curves, paired tests).
     """
-    from psychofeat.report import HtmlReport
-
     out = Path(out)
     write_table(out / "results.csv", result.per_image)
     write_table(out / "summary.csv", result.summary)
@@ -322,8 +317,6 @@ def evaluate_checkpoint(
     `perceptual` names networks whose all-channel distance is added (`perceptual_metrics`); the checkpoint's own
     loss network, if it had one, is marked as the training net.
     """
-    from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
-
     for s in sets:
         benchmark_folder(s)  # fail on a typo before any work
     ckpt = load_checkpoint(checkpoint)

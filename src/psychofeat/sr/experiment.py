@@ -29,19 +29,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from psychofeat import stats
+from psychofeat.distance import MIN_SIZE
 from psychofeat.errors import InputError, OutputExistsError, unknown_name
 from psychofeat.io import check_same_settings, prepare_out_dir, read_json, sha256_file, write_json, write_table
-from psychofeat.sr.evaluate import DEFAULT_PERCEPTUAL, DEFAULT_SETS, score_columns
-
-if TYPE_CHECKING:
-    from psychofeat.report import HtmlReport
-    from psychofeat.sr.evaluate import EvalResult
-    from psychofeat.sr.train import TrainConfig
+from psychofeat.report import HtmlReport
+from psychofeat.selection import load_ranked
+from psychofeat.sr.checkpoint import model_from_checkpoint
+from psychofeat.sr.evaluate import (
+    DEFAULT_PERCEPTUAL,
+    DEFAULT_SETS,
+    EvalResult,
+    evaluate_models,
+    perceptual_metrics,
+    perceptual_note,
+    score_columns,
+    write_eval_outputs,
+)
+from psychofeat.sr.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +129,11 @@ class ExperimentConfig:
             raise InputError("--sets is empty: name at least one of set5, set14, bsd100.")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"--limit must be ≥ 1, got {self.limit}.")
+        if self.patch < MIN_SIZE:  # stage 2's feature losses compare HR patches
+            raise InputError(f"--patch must be ≥ {MIN_SIZE} px (the feature loss's smallest input), got {self.patch}.")
 
     def stage_configs(self, runs: Path) -> dict[str, TrainConfig]:
         """The five `sr train` configurations; the four stage-2 ones differ only in `loss`."""
-        from psychofeat.sr.train import TrainConfig
-
         common: dict[str, Any] = {
             "batch": self.batch, "patch": self.patch, "seed": self.seed, "n_blocks": self.n_blocks,
             "channels": self.channels, "bn": None, "train_pattern": self.train_pattern, "device": self.device,
@@ -191,8 +200,6 @@ def check_selection(cfg: ExperimentConfig) -> dict[str, Any]:
     The selection must rank the channels of the loss network (`backbone`) in every feature layer. Its weights are
     checked against the loaded network when the loss is built.
     """
-    from psychofeat.selection import load_ranked
-
     path = Path(cfg.selection)
     sel = load_ranked(path, cfg.layers, model=cfg.backbone, role="the loss network")
     manifest = path.parent / "manifest.json"
@@ -223,8 +230,6 @@ def run_experiment(cfg: ExperimentConfig, out: str | os.PathLike[str], *, resume
     `resume=True` continues an interrupted experiment: each run resumes from its last checkpoint (a finished run
     costs only a reload) and the evaluation is redone. Without it `out` must be empty (or `overwrite`).
     """
-    from psychofeat.sr.train import train
-
     cfg.validate()
     sel_info = check_selection(cfg)
     cfg = dataclasses.replace(cfg, selection_sha256=sel_info["sha256"])
@@ -257,9 +262,6 @@ def run_experiment(cfg: ExperimentConfig, out: str | os.PathLike[str], *, resume
 
 def _evaluate(cfg: ExperimentConfig, runs: Path, progress: bool) -> tuple[EvalResult, list[str], dict[str, str]]:
     """Score the five final models and bicubic; returns the result, the perceptual columns and skipped networks."""
-    from psychofeat.sr.checkpoint import model_from_checkpoint
-    from psychofeat.sr.evaluate import evaluate_models, perceptual_metrics
-
     models = {label: model_from_checkpoint(runs / label / "final.pt") for label in METHODS}
     metrics, skipped = perceptual_metrics(cfg.perceptual, cfg.device, training_backbones={cfg.backbone})
     result = evaluate_models(models, cfg.sets, extra_metrics=metrics, device=cfg.device, limit=cfg.limit,
@@ -280,34 +282,14 @@ def paired_comparisons(per_image: pd.DataFrame, comparisons: Sequence[tuple[str,
                        n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Per set and score: mean of (method − reference) over images, its bootstrap 95 % interval and the win rate.
 
-    Images are resampled with replacement (percentile interval, `psychofeat.stats`); `wins` is the fraction of
-    images on which the method scores better than the reference (ties count half). Pairs whose models are
-    missing are left out. Infinite PSNRs (a perfect image) are left out of the PSNR rows.
+    `psychofeat.stats.paired_comparisons` on the per-image table of `evaluate_models` (sets, image names, every
+    score column; PSNR and SSIM grow with quality, distances shrink). Pairs whose models are missing are left out;
+    infinite PSNRs (a perfect image) are left out of the PSNR rows.
     """
-    from psychofeat.stats import bootstrap_indices, percentile_ci
-
-    rows: list[dict[str, Any]] = []
-    wide = per_image.pivot_table(index=["set", "name"], columns="method", values=score_columns(per_image),
-                                 sort=False)
-    for set_name in per_image["set"].drop_duplicates():
-        block = wide.xs(set_name, level="set")
-        for metric in score_columns(per_image):
-            for method, ref in comparisons:
-                if (metric, method) not in block.columns or (metric, ref) not in block.columns:
-                    continue
-                diff = (block[(metric, method)] - block[(metric, ref)]).to_numpy(dtype=np.float64)
-                diff = diff[np.isfinite(diff)]
-                if diff.size == 0:
-                    continue
-                sign = 1.0 if higher_is_better(metric) else -1.0
-                boot = diff[bootstrap_indices(diff.size, n_boot, seed)].mean(axis=1)
-                lo, hi = percentile_ci(boot)
-                rows.append({"set": set_name, "score": metric, "method": method, "reference": ref,
-                             "n_images": int(diff.size), "mean_diff": float(diff.mean()), "ci_low": lo, "ci_high": hi,
-                             "wins": float(np.mean(np.sign(sign * diff) / 2 + 0.5)),
-                             "better": "higher" if higher_is_better(metric) else "lower"})
-    return pd.DataFrame(rows, columns=["set", "score", "method", "reference", "n_images", "mean_diff", "ci_low",
-                                       "ci_high", "wins", "better"])
+    scores = score_columns(per_image)
+    return stats.paired_comparisons(per_image, comparisons, scores=scores,
+                                    higher_better=[s for s in scores if higher_is_better(s)], group="set",
+                                    unit="name", n_boot=n_boot, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,8 +299,6 @@ def paired_comparisons(per_image: pd.DataFrame, comparisons: Sequence[tuple[str,
 def _write_outputs(out: Path, cfg: ExperimentConfig, sel_info: dict[str, Any], evaluation: EvalResult,
                    paired: pd.DataFrame, timing: dict[str, float], columns: list[str],
                    skipped: dict[str, str]) -> None:
-    from psychofeat.sr.evaluate import perceptual_note, write_eval_outputs
-
     write_table(out / "paired.csv", paired)
     info = {"experiment": "sr-experiment", "config": cfg.to_dict(), "selection": sel_info, "timing_s": timing,
             "perceptual_skipped": skipped, "runs": {m: str(out / "runs" / m) for m in METHODS}}

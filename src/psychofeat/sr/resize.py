@@ -19,6 +19,7 @@ For scale > 1 the border rule only touches the 2 outermost output pixels, which 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal, overload
 
 import numpy as np
@@ -49,14 +50,15 @@ def contributions(
     Returns (indices, weights), both out_len × P. Columns that are zero for every output are kept: they add
     exact zeros, so the result is unchanged.
     """
+    kernel: Callable[[np.ndarray], np.ndarray] = cubic
+    width = _KERNEL_WIDTH
     if antialias and scale < 1:
         width = _KERNEL_WIDTH / scale
 
-        def kernel(t: np.ndarray) -> np.ndarray:
+        def stretched(t: np.ndarray) -> np.ndarray:
             return scale * cubic(scale * t)
-    else:
-        width = _KERNEL_WIDTH
-        kernel = cubic
+
+        kernel = stretched
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - width / 2.0)
@@ -178,6 +180,10 @@ def matlab_downscale(hr: np.ndarray, factor: int = 4) -> np.ndarray:
     return imresize(modcrop(hr, factor), 1.0 / factor)
 
 
+@overload
+def bicubic_upscale(lr: np.ndarray, factor: int = 4) -> np.ndarray: ...
+@overload
+def bicubic_upscale(lr: torch.Tensor, factor: int = 4) -> torch.Tensor: ...
 def bicubic_upscale(lr: np.ndarray | torch.Tensor, factor: int = 4) -> np.ndarray | torch.Tensor:
     """The bicubic baseline, MATLAB `imresize(lr, factor)`: uint8 in → uint8 out (per-pass rounding, as MATLAB),
     float tensor N×C×h×w → float (unclamped; cubic overshoot may leave [0, 1] slightly)."""

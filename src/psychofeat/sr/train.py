@@ -52,6 +52,15 @@ from psychofeat.sr.checkpoint import (
 from psychofeat.sr.data import TrainPairs
 from psychofeat.sr.model import SRResNetConfig, build_srresnet
 
+if dist.is_available():
+    # Imported now, before any process group exists, on purpose. torch.distributed.nn.functional binds
+    # `group=group.WORLD` as default arguments when first imported, and DDP's constructor imports it (through
+    # torch._dynamo). First imported after init_process_group, those defaults hold the default group for the life of
+    # the process: destroy_process_group() cannot free it, gloo's worker and I/O threads run on, and the group is torn
+    # down only inside interpreter shutdown (Py_Finalize), racing the exit: the likely cause of the intermittent
+    # SIGABRT of a rank under load. tests/test_sr_train.py checks that no gloo thread outlives training.
+    import torch.distributed.nn  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 LOSSES = ("pixel", "all", "top", "bottom", "random")
@@ -171,7 +180,7 @@ def build_criterion(cfg: TrainConfig, device: str | torch.device = "cpu") -> nn.
         else:
             selection = sel.random(cfg.frac, seed=cfg.selection_seed)
     return PerceptualLoss(
-        backbone=cfg.backbone,
+        model=cfg.backbone,
         weights=cfg.backbone_weights,
         selection=selection,
         layers=cfg.layers,
@@ -384,11 +393,11 @@ def _distributed_session(device: str) -> Iterator[DistContext]:
     try:
         yield ctx
         if ctx.distributed:
-            # every rank leaves together: a rank tearing gloo down while rank 0 still writes its checkpoints
-            # aborted intermittently ("terminate called without an active exception", SIGABRT)
-            dist.barrier()
+            dist.barrier()  # every rank leaves together: none closes its connections while rank 0 still writes
     finally:
         if ctx.distributed and dist.is_initialized():
+            # frees the group and joins gloo's threads while the interpreter is whole (see the import of
+            # torch.distributed.nn at the top: nothing else may hold the group past this point)
             dist.destroy_process_group()
 
 
@@ -429,7 +438,8 @@ def _train(
             )
     init_ckpt = None
     if ckpt is None and cfg.init:
-        init_ckpt = _main_then_broadcast(ctx, lambda: load_checkpoint(cfg.init))
+        init_path = cfg.init  # a narrowed local: the lambda below sees a str
+        init_ckpt = _main_then_broadcast(ctx, lambda: load_checkpoint(init_path))
 
     data = TrainPairs.from_data_root(include_jpeg=cfg.include_jpeg, pattern=cfg.train_pattern)
     if data.min_lr_size() < cfg.patch // data.scale:

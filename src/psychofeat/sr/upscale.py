@@ -18,6 +18,8 @@ from tqdm import tqdm
 from psychofeat.errors import InputError, OutputExistsError, WeightsError
 from psychofeat.images import IMAGE_SUFFIXES, list_images, skip_reason
 from psychofeat.io import check_output_file
+from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
+from psychofeat.sr.evaluate import upscale_file
 from psychofeat.sr.model import SRResNet
 
 
@@ -77,8 +79,6 @@ def plan_upscale(src: str | os.PathLike[str], dst: str | os.PathLike[str], overw
 
 def load_upscaler(checkpoint: str | os.PathLike[str], scale: int | None = 4) -> SRResNet:
     """The SRResNet of a checkpoint, refusing one of another scale (`scale=None` accepts any)."""
-    from psychofeat.sr.checkpoint import load_checkpoint, model_from_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     if not isinstance(ckpt.get("model_config"), dict):
         raise WeightsError(f"{checkpoint} holds no SRResNet configuration; use a checkpoint written by "
@@ -93,8 +93,6 @@ def load_upscaler(checkpoint: str | os.PathLike[str], scale: int | None = 4) -> 
 def upscale_files(model: torch.nn.Module, plan: UpscalePlan, device: str | torch.device = "cpu",
                   progress: bool = True) -> list[Path]:
     """Run the model on every planned file (one image at a time, so any size fits); returns the written paths."""
-    from psychofeat.sr.evaluate import upscale_file
-
     written = []
     for s, d in tqdm(plan.jobs, desc="upscale", unit="img", disable=None if progress else True):
         written.append(upscale_file(model, s, d, device=device, overwrite=plan.overwrite))

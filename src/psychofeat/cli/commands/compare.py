@@ -61,7 +61,7 @@ def parse_layers_per_model(spec: str | None) -> dict[str, list[str]]:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from psychofeat.experiments.analyze import AnalysisConfig
+    from psychofeat.analysis import AnalysisConfig
     from psychofeat.experiments.compare import CompareConfig, headline, run_compare, write_outputs
     from psychofeat.io import provenance, run_folder
     from psychofeat.resources import check_memory, stimulus_batch_bytes
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         analysis=AnalysisConfig(protocol=ProbeProtocol(ppd=args.ppd, size=args.size), csf=args.csf,
                                 batch_size=args.batch_size),
     )
+    config.analysis.protocol.check_holds_lowest_frequency()  # refused as by `psychofeat analyze`, before writing
     check_memory(stimulus_batch_bytes(args.size, args.batch_size), f"compare at --size {args.size} with "
                  f"--batch-size {args.batch_size}", "lower --size or --batch-size.")
     with run_folder(args.out, args.overwrite) as run:  # built beside --out, swapped in whole at the end

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from psychofeat.cli.commands.hvs_battery import register as register_battery
 from psychofeat.cli.common import (
     add_model_args,
     add_out_args,
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
     _register_csf_check(hvs_sub)
     _register_network_csf(hvs_sub)
     _register_detect(hvs_sub)
+    register_battery(hvs_sub)
 
 
 def _register_csf_check(hvs_sub: Any) -> None:
@@ -126,11 +128,13 @@ def _register_network_csf(hvs_sub: Any) -> None:
 
 
 def _network_csf(args: argparse.Namespace) -> int:
-    from psychofeat.hvs.network_csf import NetworkCSFConfig, run_network_csf
+    from psychofeat.hvs.network_csf import NetworkCSFConfig
+    from psychofeat.hvs.network_csf_report import run_network_csf
     from psychofeat.stimuli import ProbeProtocol
 
     protocol = ProbeProtocol(ppd=args.ppd, size=args.size, n_freq=args.n_freq, n_phase=args.n_phase,
                              n_orient_freq=min(12, args.n_freq - 1), freq_stimulus=args.freq_stimulus)
+    protocol.check_holds_lowest_frequency()  # refused as by `psychofeat analyze`, before anything is loaded or written
     config = NetworkCSFConfig(protocol=protocol, luminance=args.luminance, human_csf=args.csf,
                               criterion=args.criterion, response=args.response,
                               contrast_range=(args.contrast_min, 1.0), n_steps=args.steps, batch_size=args.batch_size)
@@ -177,7 +181,9 @@ def _register_detect(hvs_sub: Any) -> None:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from psychofeat.hvs.detection import DetectionConfig, run_detect, summary_table
+    from psychofeat.hvs.detection import DetectionConfig
+    from psychofeat.hvs.detection_report import run_detect
+    from psychofeat.hvs.detection_scores import summary_table
     from psychofeat.hvs.threshold_stimuli import Display
 
     result = run_detect(

@@ -95,11 +95,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from psychofeat.experiments.invert_experiment import run_invert
+    from psychofeat.experiments.invert_report import write_outputs
 
     set_threads(args.threads)
     cfg = config_from_args(args)
     result = run_invert(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                         log=lambda s: print(s, file=sys.stderr))
+    write_outputs(result)
     p = result.paired
     cols = ["layers", "score", "method", "reference", "mean_diff", "ci_low", "ci_high", "wins"]
     show = p[p["score"].isin(["psnr", "ssim"]) | p["score"].str.startswith(("squeezenet", "efficientnet"))]

@@ -104,7 +104,8 @@ def config_from_args(args: argparse.Namespace) -> IqaConfig:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from psychofeat.experiments.iqa import results_table, run_iqa, write_outputs
+    from psychofeat.experiments.iqa import results_table, run_iqa
+    from psychofeat.experiments.iqa_report import write_outputs
     from psychofeat.io import run_folder
 
     config = config_from_args(args)

@@ -54,8 +54,8 @@ def list_models() -> str:
 
 
 def layer_rows(model: str, weights: str | None, size: int) -> tuple[str, list[list[str]]]:
+    from psychofeat.backbones import load_backbone
     from psychofeat.backbones.external import trace_layers
-    from psychofeat.backbones.registry import load_backbone
     from psychofeat.resources import check_memory, stimulus_batch_bytes
 
     b = load_backbone(model, weights=weights if weights is not None else "random:0")
