@@ -186,10 +186,20 @@ def test_the_study_writes_no_report_and_the_report_module_does(tmp_path: Path) -
                        seeds=1, steps=1, size=32, n_images=1, images=str(folder), dtype="float32", perceptual=(),
                        n_boot=10, report_images=1)
     out = tmp_path / "out"
-    res = invert_experiment.run_invert(cfg, out, backbone=dead_channel_backbone(), progress=False)
+    res = invert_experiment.run_invert_study(cfg, out, backbone=dead_channel_backbone(), progress=False)
     assert (out / "recon/1/top/im0.png").is_file() and (out / "settings.json").is_file()
     assert not any((out / n).exists() for n in ("results.csv", "paired.csv", "manifest.json", "report.html"))
     assert res.config is not None and res.config.dtype == "float32" and res.config.selection_sha256
     invert_report.write_outputs(res)
     for name in ("results.csv", "summary.csv", "paired.csv", "curves.csv", "manifest.json", "report.html"):
         assert (out / name).is_file(), name
+
+
+def test_the_old_run_invert_is_the_whole_verb_and_warns() -> None:
+    """`invert_experiment.run_invert` wrote the tables and report before they moved to `invert_report`: the old name
+    is a deprecated alias of the whole verb, not of the study alone."""
+    from psychofeat.experiments import invert_experiment, invert_report
+
+    with pytest.warns(DeprecationWarning, match="invert_report.run_invert"):
+        old = invert_experiment.run_invert
+    assert old is invert_report.run_invert

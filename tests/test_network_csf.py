@@ -21,8 +21,8 @@ from psychofeat.hvs.network_csf import (
     compare_shapes,
     csf_shape,
     network_thresholds,
-    run_network_csf,
 )
+from psychofeat.hvs.network_csf_report import run_network_csf
 from psychofeat.stimuli import ProbeProtocol
 
 H1 = [0.05, -0.2, 0.1, 0.9, 0.1, -0.2, 0.05]  # horizontal FIR taps of layer g1 (band-pass-ish)

@@ -120,7 +120,8 @@ def test_quantize_clamps_and_rounds_half_to_even() -> None:
 def test_invert_default_dtype_is_auto_and_the_manifest_says_what_ran(tmp_path: Path, cpu_flags) -> None:  # noqa: ANN001
     import test_invert as ti
 
-    from psychofeat.experiments.invert_experiment import InvertConfig, run_invert
+    from psychofeat.experiments.invert_experiment import InvertConfig
+    from psychofeat.experiments.invert_report import run_invert
 
     assert InvertConfig().dtype == "auto"
     cpu_flags("avx2")  # a CPU without native bf16

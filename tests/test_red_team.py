@@ -420,8 +420,11 @@ def test_sigint_during_an_overwrite_run_keeps_the_previous_run(analysed: Path, t
     shutil.copytree(analysed, out)
     before = snapshot(out)
     cmd = [sys.executable, "-m", "psychofeat", "analyze", *SMALL, "--size", "96", "--overwrite", "--out", str(out)]
+    # the child gets the default SIGINT disposition: a parent started in the background (nohup, `cmd &`) ignores
+    # SIGINT, the ignore is inherited, and Python then installs no KeyboardInterrupt handler at all
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".run.new-") for p in tmp_path.iterdir()):  # the new run is being built
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -126,7 +126,7 @@ def run_compare(
     log: Callable[[str], None] = lambda s: None,
 ) -> CompareResult:
     """Analyse every (model, weights) pair and summarise; the pretrained VGG-16 median PE is the reference."""
-    from psychofeat.backbones.registry import load_backbone
+    from psychofeat.backbones import load_backbone
 
     frames = []
     timing: dict[str, float] = {}

@@ -11,8 +11,9 @@ EfficientNet-Lite0; VGG-16's all-channel distance is reported too, marked as the
 Paired per-image differences (top − all, top − mean of the random seeds, top − bottom) get bootstrap 95 % CIs and
 win shares from `psychofeat.stats.paired_comparisons` (as the SR experiment's).
 
-This module runs the study and returns its `InvertResult`; `invert_report` writes the tables, the manifest and
-report.html (`write_outputs`), and `invert_report.run_invert` does both.
+This module runs the study and returns its `InvertResult` (`run_invert_study`); `invert_report` writes the tables,
+the manifest and report.html (`write_outputs`), and `invert_report.run_invert` does both. `run_invert` here is a
+deprecated alias of `invert_report.run_invert` (what it did before the report moved out).
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ def _cached(folder: Path, cfg_key: dict[str, Any], names: Sequence[str]) -> tupl
     return torch.from_numpy(levels).permute(0, 3, 1, 2).contiguous(), rec
 
 
-def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Backbone | None = None,
+def run_invert_study(cfg: InvertConfig, out: str | os.PathLike[str], *, backbone: Backbone | None = None,
                resume: bool = False, overwrite: bool = False, progress: bool = True,
                log: Callable[[str], None] | None = None) -> InvertResult:
     """Run every (layer set, selection) inversion into `out` (its images and per-run records: what `resume` reuses),
@@ -416,7 +417,21 @@ __all__ = [
     "load_image_set",
     "paired_table",
     "per_image_methods",
-    "run_invert",
+    "run_invert_study",
     "selections_for",
     "summary_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`run_invert` (the whole verb: study, tables and report) moved to `psychofeat.experiments.invert_report`.
+    Resolved by name at call time (importlib), so that this study does not import its report."""
+    if name != "run_invert":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn("psychofeat.experiments.invert_experiment.run_invert is deprecated; use "
+                  "psychofeat.experiments.invert_report.run_invert (the study and its outputs) or run_invert_study "
+                  "(the study alone).", DeprecationWarning, stacklevel=2)
+    return importlib.import_module("psychofeat.experiments.invert_report").run_invert

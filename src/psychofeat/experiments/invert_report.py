@@ -115,7 +115,7 @@ def build_report(result: InvertResult, cfg: InvertConfig, meta: dict[str, Any]) 
 def write_outputs(result: InvertResult) -> None:
     """The tables, the manifest and report.html of a finished run, into `result.out`."""
     if result.config is None:
-        raise InputError("this InvertResult carries no config; write the result of invert_experiment.run_invert.")
+        raise InputError("this InvertResult carries no config; write the result of invert_experiment.run_invert_study.")
     out = result.out
     write_table(out / "results.csv", result.results)
     write_table(out / "summary.csv", summary_table(result.results))
@@ -127,7 +127,7 @@ def write_outputs(result: InvertResult) -> None:
 
 
 def run_invert(cfg: InvertConfig, out: str | os.PathLike[str], **kwargs: Any) -> InvertResult:
-    """`psychofeat invert` whole: `invert_experiment.run_invert` (same arguments), then `write_outputs`."""
-    result = invert_experiment.run_invert(cfg, out, **kwargs)
+    """`psychofeat invert` whole: `invert_experiment.run_invert_study` (same arguments), then `write_outputs`."""
+    result = invert_experiment.run_invert_study(cfg, out, **kwargs)
     write_outputs(result)
     return result

@@ -94,12 +94,12 @@ def config_from_args(args: argparse.Namespace) -> InvertConfig:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from psychofeat.experiments.invert_experiment import run_invert
+    from psychofeat.experiments.invert_experiment import run_invert_study
     from psychofeat.experiments.invert_report import write_outputs
 
     set_threads(args.threads)
     cfg = config_from_args(args)
-    result = run_invert(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
+    result = run_invert_study(cfg, args.out, resume=args.resume, overwrite=args.overwrite,
                         log=lambda s: print(s, file=sys.stderr))
     write_outputs(result)
     p = result.paired
