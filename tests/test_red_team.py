@@ -191,6 +191,12 @@ CASES: list[tuple[str, Callable[[Path], None] | None, Callable[[Path], list[str]
      ("--layers", "at least one name")),
     ("iqa --layers ''", None, lambda t: ["iqa", "--layers", "", "--out", str(t / "o")], 2,
      ("--layers", "at least one name")),
+    # found trying the battery (issue 19): an empty --tests ran nothing and crashed in pandas
+    ("hvs battery --tests ''", None, lambda t: ["hvs", "battery", "--quick", "--tests", "", "--out", str(t / "o")], 2,
+     ("--tests", "at least one name")),
+    ("hvs battery --metrics ','", None,
+     lambda t: ["hvs", "battery", "--quick", "--metrics", ",", "--out", str(t / "o")], 2,
+     ("--metrics", "at least one name")),
     ("distance --out under a file", _setup_file, _distance("{tmp}/file.txt/x.csv"), 2, ("not a folder",)),
     ("distance --out under a dangling link", lambda t: (t / "dl").symlink_to(t / "nowhere"),
      _distance("{tmp}/dl/x.csv"), 2, ("dangling symbolic link",)),

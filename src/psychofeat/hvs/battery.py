@@ -116,6 +116,8 @@ def channel_table(selection: Selection, scores: dict[str, Any], fraction: float)
 def battery(banks: Sequence[DistanceBank], view: Viewing, config: BatteryConfig, selection: Selection | None,
             tests: Sequence[str] = TESTS, progress: bool = True) -> BatteryResult:
     """Run `tests` on every bank; the channel analysis uses the bank of the selection's network (ImageNet weights)."""
+    if not tests:
+        raise InputError(f"no battery test given; choose from {', '.join(TESTS)}.")
     unknown = [t for t in tests if t not in TESTS]
     if unknown:
         raise InputError(f"unknown battery test {unknown[0]!r}; known: {', '.join(TESTS)}.")

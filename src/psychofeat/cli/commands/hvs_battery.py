@@ -14,9 +14,9 @@ from psychofeat.cli.common import (
     batch_arg,
     count0_arg,
     count_arg,
-    csv_list,
     device_arg,
     fraction_arg,
+    name_list,
     positive_float,
     ppd_arg,
     size_arg,
@@ -35,17 +35,17 @@ def register(hvs_sub: Any) -> None:
         "and SSIM. Writes results.csv, per_channel.csv, pe_correlation.csv, selections.csv, curves.csv, "
         "detection_rows.csv, manifest.json and report.html. See docs/battery.md.",
     )
-    p.add_argument("--models", default="vgg16", help="comma-separated backbones (default vgg16)")
-    p.add_argument("--controls", "--weights", dest="controls", default="random",
+    p.add_argument("--models", type=name_list, default="vgg16", help="comma-separated backbones (default vgg16)")
+    p.add_argument("--controls", "--weights", dest="controls", type=name_list, default="random",
                    help="weights controls measured next to each model's own weights, comma-separated (default "
                    "'random': seeded random initialisation; 'none' for none)")
-    p.add_argument("--metrics", default="pe,psnr,ssim",
+    p.add_argument("--metrics", type=name_list, default="pe,psnr,ssim",
                    help="further metric tokens of `hvs detect` (pe: top/bottom/random/all of --selection; psnr, ssim; "
                    "default pe,psnr,ssim)")
     p.add_argument("--selection", default="pe",
                    help="'pe' (default: the bundled selection of the first model; PE only) or a selection.json of "
                    "`psychofeat analyze` (carries mu1 and mu2 too)")
-    p.add_argument("--tests", default="all",
+    p.add_argument("--tests", type=name_list, default="all",
                    help="comma-separated: detection_frequency, detection_luminance, detection_area, masking_coherent, "
                    "masking_incoherent, matching (default all)")
     p.add_argument("--seeds", type=count_arg, default=None, help="random-k selections (default 20; --quick 2)")
@@ -82,11 +82,11 @@ def _battery(args: argparse.Namespace) -> int:
     if args.permutations is not None:
         over["n_permutations"] = max(1, args.permutations)
     config = quick_config(**over) if args.quick else BatteryConfig(**over)
-    models = [m for m in (csv_list(args.models) or []) if m != "none"]
-    controls = [c for c in (csv_list(args.controls) or []) if c != "none"]
-    tests = TESTS if args.tests == "all" else tuple(csv_list(args.tests) or [])
+    models = [m for m in args.models if m != "none"]
+    controls = [c for c in args.controls if c != "none"]
+    tests = TESTS if args.tests == ["all"] else tuple(args.tests)
     view = Viewing(DisplayModel(peak_luminance=args.peak_luminance), args.ppd, args.size)
-    result = run_battery(args.out, models, controls, csv_list(args.metrics) or [], args.selection, view, config,
+    result = run_battery(args.out, models, controls, list(args.metrics), args.selection, view, config,
                          tests, args.overwrite, args.device, extra_writer=write_report)
     with_scores = summary_table(result.results)
     print(with_scores.to_string(index=False))
