@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "psychofeat"
 #: floor of each module, by longest matching dotted prefix (relative to the package); lowest first
 FLOORS: dict[str, int] = {
     # 0 foundations: no knowledge of networks
-    "_version": 0, "errors": 0, "machine": 0, "config": 0, "progress": 0, "io": 0, "precision": 0,
+    "_version": 0, "_deprecation": 0, "errors": 0, "machine": 0, "config": 0, "progress": 0, "io": 0, "precision": 0,
     "resources": 0, "stats": 0, "images": 0, "stimuli": 0, "display": 0, "colour": 0, "csf": 0, "report": 0,
     # 1 networks: weights, trunks, feature extraction
     "weights": 1, "backbones": 1, "features": 1,

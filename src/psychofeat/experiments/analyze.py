@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from psychofeat._deprecation import moved_names
 
 #: old name -> the module that now defines it
 _MOVED = {
@@ -19,13 +17,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"psychofeat.experiments.analyze.{name} is deprecated; import it from {module}.",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 def __dir__() -> list[str]:

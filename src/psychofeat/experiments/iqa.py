@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from psychofeat._deprecation import moved_names
 from psychofeat.backbones.base import Backbone
 from psychofeat.datasets import FullReferenceDataset, TwoAFCDataset, load_dataset
 from psychofeat.distance import DEFAULT_EPS, MODES
@@ -365,15 +366,5 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
 _MOVED_TO_REPORT = {"write_outputs": "psychofeat.experiments.iqa_report"}
 
 
-def __getattr__(name: str) -> Any:
-    """Deprecated aliases of names that moved to `psychofeat.experiments.iqa_report`. Resolved by name at call
-    time (importlib), so that this study does not import its report."""
-    module = _MOVED_TO_REPORT.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"psychofeat.experiments.iqa.{name} is deprecated; import it from {module}.", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+#: deprecated aliases, resolved by name at call time so that this study does not import its report
+__getattr__ = moved_names(__name__, _MOVED_TO_REPORT)

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from psychofeat._deprecation import moved_names
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError, PsychofeatError, unknown_name
 from psychofeat.hvs.data import POOLED  # noqa: F401  (re-exported: tests and users read it here)
@@ -367,15 +368,5 @@ __all__ = [
 _MOVED_TO_REPORT = {"run_detect": "psychofeat.hvs.detection_report"}
 
 
-def __getattr__(name: str) -> Any:
-    """Deprecated aliases of names that moved to `psychofeat.hvs.detection_report`. Resolved by name at call time
-    (importlib), so that this study does not import its report."""
-    module = _MOVED_TO_REPORT.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"psychofeat.hvs.detection.{name} is deprecated; import it from {module}.", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+#: deprecated aliases, resolved by name at call time so that this study does not import its report
+__getattr__ = moved_names(__name__, _MOVED_TO_REPORT)

@@ -55,6 +55,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from psychofeat._deprecation import moved_names
 from psychofeat.backbones.base import Backbone
 from psychofeat.errors import InputError
 from psychofeat.features import FeatureExtractor
@@ -427,15 +428,5 @@ _MOVED_TO_REPORT = {"run_network_csf": "psychofeat.hvs.network_csf_report",
                     "build_report": "psychofeat.hvs.network_csf_report"}
 
 
-def __getattr__(name: str) -> Any:
-    """Deprecated aliases of names that moved to `psychofeat.hvs.network_csf_report`. Resolved by name at call
-    time (importlib), so that this study does not import its report."""
-    module = _MOVED_TO_REPORT.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"psychofeat.hvs.network_csf.{name} is deprecated; import it from {module}.", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+#: deprecated aliases, resolved by name at call time so that this study does not import its report
+__getattr__ = moved_names(__name__, _MOVED_TO_REPORT)
